@@ -1,0 +1,125 @@
+"""The reader abstraction: cheap support checks, lazy region reads, header metadata.
+
+A :class:`Reader` recognises a kind of input (``is_supported`` looks only at names and
+magic bytes) and ``open``\\ s it as a :class:`Source`. A Source is a 3D (z, y, x) volume,
+single-channel, that reads any region on demand; it never loads the whole volume. Sources
+are picklable: they hold paths and parameters, and reopen file handles lazily, so Dask
+workers in other processes can read their own regions.
+
+Errors: a real read error reaches the user as :class:`~curation.errors.CorruptSourceError`
+naming the file; an unsupported file raises :class:`~curation.errors.UnsupportedSourceError`;
+non-image signals raise :class:`~curation.errors.NotAnImageError`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+# Canonical units: every length handled by curation is converted to nanometres.
+UNIT_TO_NM: dict[str, float] = {
+    "m": 1e9,
+    "meter": 1e9,
+    "cm": 1e7,
+    "mm": 1e6,
+    "millimeter": 1e6,
+    "um": 1e3,
+    "µm": 1e3,
+    "μm": 1e3,
+    "micron": 1e3,
+    "micrometer": 1e3,
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "a": 0.1,
+    "å": 0.1,
+    "Å": 0.1,
+    "angstrom": 0.1,
+    "pm": 1e-3,
+    "picometer": 1e-3,
+}
+
+
+def to_nm(value: float, unit: str | None) -> float:
+    """Convert ``value`` in ``unit`` to nanometres; raises KeyError for unknown units."""
+    if unit is None:
+        raise KeyError("no unit")
+    key = unit.strip()
+    if key not in UNIT_TO_NM:
+        key = key.lower()
+    return float(value) * UNIT_TO_NM[key]
+
+
+@dataclass(frozen=True)
+class HeaderMetadata:
+    """What a file header says, normalised.
+
+    ``shape`` and ``voxel_size_nm`` are (z, y, x). A 2D image has z = 1. A voxel size is
+    ``None`` on an axis the file does not calibrate (a plain TIFF, a single 2D slice's z).
+    ``fields`` maps acquisition-metadata field paths (dotted, as in the metadata model,
+    e.g. ``"acquisition.beam_energy_kv"``) to values found in vendor tags; ingest uses
+    them to fill or cross-check the user's metadata. ``raw`` keeps the original header
+    tags (JSON-safe) for provenance.
+    """
+
+    shape: tuple[int, int, int]
+    dtype: str
+    voxel_size_nm: tuple[float | None, float | None, float | None] = (None, None, None)
+    vendor: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+class Source(ABC):
+    """A lazily read 3D volume from one or more files."""
+
+    #: name of the reader that produced it, recorded in provenance
+    reader: str = ""
+
+    @property
+    @abstractmethod
+    def paths(self) -> list[Path]:
+        """Every file the volume is read from, in order."""
+
+    @property
+    @abstractmethod
+    def header(self) -> HeaderMetadata:
+        """Header metadata, read cheaply at open time."""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.header.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.header.dtype)
+
+    @abstractmethod
+    def read(self, region: tuple[slice, slice, slice]) -> np.ndarray:
+        """Read ``region`` (three slices with explicit start and stop) as a C-ordered
+        ndarray of ``self.dtype``. Raises CorruptSourceError naming the file on failure."""
+
+    def close(self) -> None:  # pragma: no cover - default no-op
+        """Release open handles; reading again reopens them."""
+
+
+class Reader(ABC):
+    """Recognises and opens one kind of input."""
+
+    name: ClassVar[str]
+    #: lower-case file suffixes this reader claims, e.g. (".dm3", ".dm4")
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    @abstractmethod
+    def is_supported(cls, path: Path) -> bool:
+        """Cheap check: names and magic bytes only, never a full parse."""
+
+    @classmethod
+    @abstractmethod
+    def open(cls, path: Path) -> Source:
+        """Open ``path`` (a file, or a folder for stack readers) as a Source."""
