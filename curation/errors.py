@@ -147,6 +147,10 @@ class ToolError(ArchiveError, RuntimeError):
     """An external tool (git, git-annex, DataLad) failed."""
 
 
+class IngestInterrupted(ArchiveError):
+    """An ingest stopped part way (I/O error, worker lost ...); a re-run resumes it."""
+
+
 class VerificationError(ArchiveError):
     """Stored data does not match its recorded checksums or the NGFF specification."""
 

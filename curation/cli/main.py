@@ -1,2 +1,59 @@
-def main():
-    pass
+"""The ``curate`` command. Commands live one per module and import the library lazily,
+so ``curate --help`` never loads torch, dask or DataLad."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from .. import __version__
+
+COMMANDS = {
+    "init": "cmd_init",
+    "metadata": "cmd_metadata",
+    "ingest": "cmd_ingest",
+    "list": "cmd_list",
+    "show": "cmd_show",
+    "log": "cmd_log",
+    "verify": "cmd_verify",
+    "demo": "cmd_demo",
+    "schemas": "cmd_schemas",
+    "labels": "cmd_labels",
+    "package": "cmd_package",
+    "archive": "cmd_archive",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [n for n in COMMANDS if self._module(n) is not None]
+
+    def _module(self, name: str):
+        mod = COMMANDS.get(name)
+        if mod is None:
+            return None
+        try:
+            return importlib.import_module(f"curation.cli.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"curation.cli.{mod}":
+                return None
+            raise
+
+    def get_command(self, ctx: click.Context, name: str):
+        module = self._module(name)
+        return getattr(module, "command", None) if module else None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="curate")
+def cli() -> None:
+    """Curate volume-EM acquisitions into a FAIR, DataLad-versioned OME-Zarr archive."""
+
+
+def main() -> None:
+    cli(prog_name="curate")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,89 @@
+"""What every command shares: rendering result records, mapping errors, exit codes.
+
+Exit codes (as DataLad): 0 success, 1 when any record failed or a CurationError was
+raised, 2 for usage errors (click), 3 for Ctrl-C. Tracebacks of unexpected errors go
+to a log file, not the terminal.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import click
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print result records as JSON.")
+
+
+def _log_traceback() -> str:
+    fd, path = tempfile.mkstemp(prefix="curate-error-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        traceback.print_exc(file=fh)
+    return path
+
+
+def render(records: Iterable[Any], as_json: bool, *, text: Callable[[Any], str] | None = None,
+           single: bool = False) -> None:
+    """Print records; return normally. ``single``: --json prints one object, not a list."""
+    records = list(records)
+    if as_json:
+        payload = [r.to_json() for r in records]
+        if single and len(payload) == 1:
+            d = payload[0]
+            click.echo(json.dumps({**d.get("data", {}), "status": d["status"], "action": d["action"],
+                                   "message": d["message"]}, indent=2, default=str))
+        else:
+            click.echo(json.dumps(payload, indent=2, default=str))
+    else:
+        for r in records:
+            line = text(r) if text else default_text(r)
+            if line:
+                click.echo(line)
+    if any(r.failed for r in records):
+        raise SystemExit(1)
+
+
+def default_text(r: Any) -> str:
+    status = r.status.value
+    path = f" {r.path}" if r.path else ""
+    msg = f" ({r.message})" if r.message else ""
+    return f"{r.action}({status}):{path}{msg}"
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library exceptions into one-line messages and exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..errors import CurationError
+
+        as_json = kwargs.get("as_json", False)
+        try:
+            return fn(*args, **kwargs)
+        except CurationError as exc:
+            if as_json:
+                click.echo(json.dumps({"status": "error", **exc.to_dict()}, indent=2, default=str))
+            click.echo(f"error: {exc.one_line()}", err=True)
+            raise SystemExit(1) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; re-run the same command to resume where it stopped", err=True)
+            raise SystemExit(3) from None
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: keep the traceback, show one line
+            path = _log_traceback()
+            click.echo(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+                       f"(traceback in {path})", err=True)
+            raise SystemExit(1) from None
+
+    return wrapper
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty() and os.environ.get("CI", "") == ""

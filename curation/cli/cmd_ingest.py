@@ -1,0 +1,52 @@
+import click
+
+from .base import handle_errors, json_option, render
+from .progress import progress_bar
+
+
+def _shape(text):
+    if text is None:
+        return None
+    parts = tuple(int(p) for p in text.replace("x", ",").split(","))
+    if len(parts) != 3:
+        raise click.BadParameter("give three integers z,y,x")
+    return parts
+
+
+@click.command("ingest")
+@click.argument("archive", type=click.Path(exists=True, file_okay=False))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--metadata", "metadata", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Filled acquisition metadata (YAML or JSON); see `curate metadata template`.")
+@click.option("--name", help="Acquisition name (default: from the source's file or folder name).")
+@click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) of an existing cluster; "
+              "'processes' for local worker processes. Default: a local cluster sized to this machine.")
+@click.option("--memory-limit", help="Memory cap for the whole ingest, e.g. 4GiB (default: a quarter of "
+              "RAM, at most 1 GiB + 512 MiB per core).")
+@click.option("--resume/--restart", default=True, show_default=True,
+              help="Continue an interrupted ingest of the same sources, or start over.")
+@click.option("--wait", "wait", type=float, default=0, help="Seconds to wait for another writer's lock.")
+@click.option("--keep-raw", is_flag=True, help="Also keep a copy of the raw files in the archive (annexed).")
+@click.option("--chunk", help="Inner chunk shape z,y,x (default 64,64,64).")
+@click.option("--shard", help="Shard shape z,y,x (default: 128 MiB shards, e.g. 512,512,512 for uint8).")
+@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
+@json_option
+@handle_errors
+def command(archive, sources, metadata, name, scheduler, memory_limit, resume, wait, keep_raw, chunk, shard,
+            progress, as_json):
+    """Ingest SOURCES (a DM3/DM4 file, a TIFF, or a folder of slices) into ARCHIVE as OME-Zarr."""
+    from ..repository.ingest import IngestOptions, ingest
+
+    with progress_bar(f"ingest {name or ''}".strip(), progress) as cb:
+        opts = IngestOptions(scheduler=scheduler, memory_limit=memory_limit, restart=not resume,
+                             lock_timeout=wait, keep_raw=keep_raw, chunk=_shape(chunk), shard=_shape(shard),
+                             progress=cb)
+        records = ingest(archive, list(sources), metadata, name=name, options=opts)
+
+    def text(r):
+        lines = [r.message, f"  commit {r.data['commit']}"]
+        lines += [f"  filled from file header: {f}" for f in r.data["filled"]]
+        lines += [f"  warning: {w}" for w in r.data["warnings"]]
+        return "\n".join(lines)
+
+    render(records, as_json, text=text, single=True)

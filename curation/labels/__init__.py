@@ -1,0 +1,1 @@
+"""Label layers: volunteer annotations, their consensus, and versioned label storage."""

@@ -1,0 +1,155 @@
+"""Thin, typed wrappers around DataLad and git: every failure becomes a ToolError."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ..errors import ToolError
+from ..tools import ensure_tool_path
+
+#: metadata in git, array bytes in the annex, keyed by SHA256 (the same digests as the
+#: checksums curation records, so fixity can be checked from the keys)
+GITATTRIBUTES = """\
+* annex.backend=SHA256E
+* annex.largefiles=anything
+*.json annex.largefiles=nothing
+*.jsonl annex.largefiles=nothing
+*.yaml annex.largefiles=nothing
+*.yml annex.largefiles=nothing
+*.md annex.largefiles=nothing
+*.txt annex.largefiles=nothing
+*.tsv annex.largefiles=nothing
+*.cff annex.largefiles=nothing
+.gitattributes annex.largefiles=nothing
+.gitignore annex.largefiles=nothing
+"""
+
+
+def _dl():
+    ensure_tool_path()
+    os.environ.setdefault("DATALAD_LOG_LEVEL", "WARNING")
+    import datalad.api as dl
+
+    return dl
+
+
+def _call(what: str, path: Path | str, fn, **kw: Any) -> list[dict]:
+    from datalad.support.exceptions import CommandError, IncompleteResultsError
+
+    try:
+        res = fn(result_renderer="disabled", return_type="list", on_failure="stop", **kw)
+    except IncompleteResultsError as exc:
+        msgs = "; ".join(_msg(r) for r in exc.failed or [])
+        raise ToolError(f"{what} failed: {msgs or exc}", path=path,
+                        hint=_identity_hint(str(exc) + msgs)) from exc
+    except CommandError as exc:
+        raise ToolError(f"{what} failed: {exc.stderr or exc}", path=path,
+                        hint=_identity_hint(str(exc))) from exc
+    return res
+
+
+def _msg(r: dict) -> str:
+    m = r.get("message")
+    if isinstance(m, tuple):
+        try:
+            m = m[0] % m[1:]
+        except TypeError:
+            m = str(m)
+    return f"{r.get('path')}: {m}"
+
+
+def _identity_hint(text: str) -> str | None:
+    if "tell me who you are" in text or "user.email" in text:
+        return "set your identity: git config --global user.name 'Your Name'; git config --global user.email you@example.org"
+    return None
+
+
+def create_dataset(path: Path, *, description: str | None = None) -> None:
+    """A standalone DataLad dataset with curation's .gitattributes (not yet saved)."""
+    dl = _dl()
+    _call("datalad create", path, dl.create, path=str(path), description=description, annex=True)
+    with open(Path(path) / ".gitattributes", "a") as fh:
+        fh.write(GITATTRIBUTES)
+
+
+def save(dataset: Path, message: str, paths: list[Path] | None = None, *, recursive: bool = False) -> list[dict]:
+    dl = _dl()
+    kw: dict[str, Any] = {"dataset": str(dataset), "message": message, "recursive": recursive}
+    if paths:
+        kw["path"] = [str(p) for p in paths]
+    return _call("datalad save", dataset, dl.save, **kw)
+
+
+def status(dataset: Path, *, recursive: bool = False) -> list[dict]:
+    dl = _dl()
+    res = _call("datalad status", dataset, dl.status, dataset=str(dataset), recursive=recursive, annex=None)
+    return [r for r in res if r.get("state") not in ("clean", None)]
+
+
+def git(repo: Path, *args: str, check: bool = True) -> str:
+    ensure_tool_path()
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise ToolError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}",
+                        path=repo, hint=_identity_hint(proc.stderr))
+    return proc.stdout
+
+
+def annex(repo: Path, *args: str, check: bool = True) -> str:
+    from ..tools import git_annex
+
+    proc = subprocess.run([git_annex(), *args], cwd=str(repo), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise ToolError(f"git annex {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}",
+                        path=repo)
+    return proc.stdout
+
+
+def head(repo: Path) -> str | None:
+    out = git(repo, "rev-parse", "--verify", "-q", "HEAD", check=False).strip()
+    return out or None
+
+
+def tag(repo: Path, name: str, message: str) -> None:
+    git(repo, "tag", "-a", name, "-m", message)
+
+
+def reset_hard(repo: Path, commit: str) -> None:
+    """Return a repository to ``commit``, dropping anything after it (rollback)."""
+    git(repo, "reset", "--hard", "-q", commit)
+
+
+def log(repo: Path, path: str | None = None, limit: int | None = None) -> list[dict]:
+    """Commits touching ``path`` (newest first): commit, author, date, subject, body."""
+    fmt = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1e"
+    args = ["log", f"--format={fmt}"]
+    if limit:
+        args.append(f"-n{limit}")
+    if path:
+        args += ["--", path]
+    out = git(repo, *args)
+    commits = []
+    for entry in out.split("\x1e"):
+        entry = entry.strip("\n")
+        if not entry:
+            continue
+        sha, an, ae, date, subj, body = (entry.split("\x1f") + [""] * 6)[:6]
+        commits.append({"commit": sha, "author": an, "email": ae, "date": date,
+                        "subject": subj, "body": body.strip()})
+    return commits
+
+
+def tags_at(repo: Path) -> dict[str, list[str]]:
+    """commit -> tags pointing at it."""
+    out = git(repo, "tag", "--format=%(objectname) %(*objectname) %(refname:short)", check=False)
+    tags: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            tags.setdefault(parts[1], []).append(parts[2])
+        elif len(parts) == 2:
+            tags.setdefault(parts[0], []).append(parts[1])
+    return tags

@@ -1,0 +1,13 @@
+"""Every JSON Schema curation publishes, generated from its pydantic models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .records import Result
+
+
+def export_all(directory: Path | str) -> list[Result]:
+    from .metadata import export_schemas
+
+    return list(export_schemas(Path(directory)))
