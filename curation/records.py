@@ -46,19 +46,20 @@ class Result(BaseModel):
         return self.model_dump(mode="json")
 
 
-def ok(action: str, path: str | Path | None = None, message: str = "", **data: Any) -> Result:
+# action, path and message are positional-only, so ``data`` may itself hold a "path" key
+def ok(action: str, path: str | Path | None = None, message: str = "", /, **data: Any) -> Result:
     return Result(action=action, status=Status.ok, path=_p(path), message=message, data=data)
 
 
-def notneeded(action: str, path: str | Path | None = None, message: str = "", **data: Any) -> Result:
+def notneeded(action: str, path: str | Path | None = None, message: str = "", /, **data: Any) -> Result:
     return Result(action=action, status=Status.notneeded, path=_p(path), message=message, data=data)
 
 
-def impossible(action: str, path: str | Path | None = None, message: str = "", **data: Any) -> Result:
+def impossible(action: str, path: str | Path | None = None, message: str = "", /, **data: Any) -> Result:
     return Result(action=action, status=Status.impossible, path=_p(path), message=message, data=data)
 
 
-def error(action: str, path: str | Path | None = None, message: str = "", **data: Any) -> Result:
+def error(action: str, path: str | Path | None = None, message: str = "", /, **data: Any) -> Result:
     return Result(action=action, status=Status.error, path=_p(path), message=message, data=data)
 
 

@@ -20,7 +20,7 @@ def templates_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "archive_templates"
 
 
-def render(name: str, **values: object) -> str:
+def render(name: str, /, **values: object) -> str:
     path = templates_dir() / name
     try:
         text = path.read_text()

@@ -54,6 +54,7 @@ class ArraySpec:
     source: Any = None  # a curation.readers.base.Source (for level 0)
     kind: str = "image"  # "image" (mean pyramid) or "label" (mode pyramid)
     prefix: str = ""  # path of the multiscale group inside root ("" or "labels/x")
+    fill_value: int | float = 0  # value of unwritten regions (labels: the unlabeled value)
 
     def array_path(self, level: int) -> str:
         path = self.plan.levels[level].path
@@ -176,7 +177,7 @@ def create_arrays(spec: ArraySpec, group_attrs: dict) -> None:
             dtype=plan.dtype,
             chunks=plan.chunk_shape(level),
             shards=plan.shard_shape(level),
-            fill_value=0,
+            fill_value=spec.fill_value,
             dimension_names=["z", "y", "x"],
             chunk_key_encoding={"name": "default", "separator": "/"},
             overwrite=True,
@@ -208,10 +209,13 @@ def _read_level0(spec: ArraySpec, idx: Index) -> np.ndarray:
 def _assemble(spec: ArraySpec, level: int, idx: Index) -> np.ndarray:
     plan = spec.plan
     region = plan.region(level, idx)
-    block = np.zeros(plan.region_shape(level, idx), dtype=plan.dtype)
+    block = np.full(plan.region_shape(level, idx), spec.fill_value, dtype=plan.dtype)
     for child in plan.children(level, idx):
         pr = plan.piece_region(level - 1, child)
-        piece = np.load(spec.piece_path(level - 1, child), mmap_mode="r")
+        path = spec.piece_path(level - 1, child)
+        if not path.exists():
+            continue  # an empty child (all fill value) leaves no piece
+        piece = np.load(path, mmap_mode="r")
         dst = tuple(slice(p.start - r.start, p.stop - r.start) for p, r in zip(pr, region))
         block[dst] = piece
     return block
@@ -229,14 +233,25 @@ def _save_piece(spec: ArraySpec, level: int, idx: Index, block: np.ndarray) -> N
     os.replace(tmp, path)
 
 
+def _is_empty(spec: ArraySpec, level: int, idx: Index, region) -> bool:
+    if level == 0:
+        probe = getattr(spec.source, "is_fill", None)
+        return bool(probe and probe(region))
+    return not any(spec.piece_path(level - 1, c).exists() for c in spec.plan.children(level, idx))
+
+
 def write_shard(spec: ArraySpec, level: int, idx: Index) -> dict:
     """Write shard ``idx`` of ``level`` and its piece for the next level (worker side)."""
     plan = spec.plan
-    block = _read_level0(spec, idx) if level == 0 else _assemble(spec, level, idx)
     region = plan.region(level, idx)
+    key = spec.shard_key(level, idx)
+    if _is_empty(spec, level, idx, region):
+        # nothing but fill value: nothing to store, no piece (the parent fills it in)
+        return ShardRecord(level, tuple(idx), key, 0, None, int(np.prod(plan.region_shape(level, idx)))
+                           * np.dtype(plan.dtype).itemsize).to_json()
+    block = _read_level0(spec, idx) if level == 0 else _assemble(spec, level, idx)
     arr = _array(spec, level)
     arr[region] = block
-    key = spec.shard_key(level, idx)
     written = _store(spec.root).pop_written(key)
     if level + 1 < len(plan.levels):
         _save_piece(spec, level, idx, block)

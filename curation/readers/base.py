@@ -13,12 +13,15 @@ non-image signals raise :class:`~curation.errors.NotAnImageError`.
 
 from __future__ import annotations
 
+import stat as _stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from ..errors import SourceError
 
 # Canonical units: every length handled by curation is converted to nanometres.
 UNIT_TO_NM: dict[str, float] = {
@@ -103,6 +106,11 @@ class Source(ABC):
         """Read ``region`` (three slices with explicit start and stop) as a C-ordered
         ndarray of ``self.dtype``. Raises CorruptSourceError naming the file on failure."""
 
+    def is_fill(self, region: tuple[slice, slice, slice]) -> bool:
+        """True when ``region`` is known, without reading it, to hold only the fill value
+        (e.g. unannotated slices of a sparse label layer). Writers then skip it."""
+        return False
+
     def close(self) -> None:  # pragma: no cover - default no-op
         """Release open handles; reading again reopens them."""
 
@@ -123,3 +131,50 @@ class Reader(ABC):
     @abstractmethod
     def open(cls, path: Path) -> Source:
         """Open ``path`` (a file, or a folder for stack readers) as a Source."""
+
+
+def normalize_region(
+    region: tuple[slice, slice, slice], shape: tuple[int, int, int]
+) -> tuple[slice, slice, slice]:
+    """Check ``region`` against ``shape`` and return it with explicit starts and stops.
+
+    Each of the three slices may leave start/stop as ``None`` (meaning 0 / the axis size);
+    steps other than 1 and bounds outside the volume raise ``ValueError``.
+    """
+    if len(region) != 3:
+        raise ValueError(f"a region has 3 slices (z, y, x), got {len(region)}")
+    out = []
+    for axis, (sl, size) in enumerate(zip(region, shape)):
+        if not isinstance(sl, slice):
+            raise ValueError(f"region axis {'zyx'[axis]} must be a slice, got {sl!r}")
+        if sl.step not in (None, 1):
+            raise ValueError(f"region axis {'zyx'[axis]} has step {sl.step}; only 1 is allowed")
+        start = 0 if sl.start is None else int(sl.start)
+        stop = size if sl.stop is None else int(sl.stop)
+        if not 0 <= start <= stop <= size:
+            raise ValueError(
+                f"region axis {'zyx'[axis]} [{start}:{stop}] is outside the volume [0:{size}]"
+            )
+        out.append(slice(start, stop))
+    return out[0], out[1], out[2]
+
+
+def require_file(path: str | Path) -> Path:
+    """``path`` as a Path if it is a readable regular file; else a SourceError naming it."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise SourceError("file not found", path=p) from None
+    except OSError as e:
+        raise SourceError(f"cannot access the file: {e.strerror or e}", path=p) from e
+    if _stat.S_ISDIR(st.st_mode):
+        raise SourceError("is a folder, expected a file", path=p)
+    if not _stat.S_ISREG(st.st_mode):
+        raise SourceError("is not a regular file", path=p)
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as e:
+        raise SourceError(f"cannot read the file: {e.strerror or e}", path=p) from e
+    return p

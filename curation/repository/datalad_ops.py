@@ -36,17 +36,17 @@ def _dl():
     return dl
 
 
-def _call(what: str, path: Path | str, fn, **kw: Any) -> list[dict]:
+def _call(what: str, where: Path | str, fn, **kw: Any) -> list[dict]:
     from datalad.support.exceptions import CommandError, IncompleteResultsError
 
     try:
         res = fn(result_renderer="disabled", return_type="list", on_failure="stop", **kw)
     except IncompleteResultsError as exc:
         msgs = "; ".join(_msg(r) for r in exc.failed or [])
-        raise ToolError(f"{what} failed: {msgs or exc}", path=path,
+        raise ToolError(f"{what} failed: {msgs or exc}", path=where,
                         hint=_identity_hint(str(exc) + msgs)) from exc
     except CommandError as exc:
-        raise ToolError(f"{what} failed: {exc.stderr or exc}", path=path,
+        raise ToolError(f"{what} failed: {exc.stderr or exc}", path=where,
                         hint=_identity_hint(str(exc))) from exc
     return res
 
