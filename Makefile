@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/curate demo $(or $(DIR),demo-output)
+	rm -rf demo-output
+	$(BIN)/curate demo demo-output
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

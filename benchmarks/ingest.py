@@ -1,0 +1,263 @@
+#!/usr/bin/env python
+"""Ingest benchmark: `curate ingest` against the raw-copy limit and ome-zarr-py.
+
+Usage::
+
+    .venv/bin/python benchmarks/ingest.py --sizes 1 8 --dtypes uint8 uint16 [--workdir DIR] [--keep]
+
+For each size (GB) and dtype it generates an EM-like volume (smooth texture plus shot
+noise, drift between slices) as a folder of uncompressed per-slice TIFFs, streamed to disk
+slice by slice, then times, each in a fresh subprocess:
+
+  (a) ``curate ingest`` of the TIFF folder: full pyramid, sha256 of every source file,
+      per-shard checksums, OME-Zarr validation and the DataLad save;
+  (b) the raw-copy limit: tifffile memmap to zarr v3 with the same codec, chunks and
+      shards, level 0 only, no pyramid, no checksums, on the same number of threads;
+  (c) ome-zarr-py ``write_image`` of the same data as a dask array (its default pyramid).
+
+It prints one table: MB/s of level-0 input, peak RSS of the process tree (sampled every
+50 ms), number of files written, and the targets as ratios within this run:
+(a) >= 0.8 x (b); (a) >= 4 x (c); peak RSS of the largest run <= 1.2 x the smallest and
+under 1.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+METADATA = """\
+schema_version: "1.0.0"
+study:
+  title: Benchmark volume
+  description: Generated EM-like volume for the ingest benchmark.
+  license: CC0-1.0
+  authors:
+    - {given_name: Bench, family_name: Mark, affiliation: Curation, country: GB}
+biosample:
+  organism: {scientific_name: Mus musculus, ncbi_taxon: 10090}
+acquisition:
+  technique: FIB-SEM
+image_data:
+  voxel_size:
+    z: {value: 8, unit: nm}
+    y: {value: 8, unit: nm}
+    x: {value: 8, unit: nm}
+"""
+
+
+def generate(folder: Path, size_gb: float, dtype: str, seed: int = 0) -> tuple[int, int, int]:
+    """Write an EM-like volume of about ``size_gb`` GB as per-slice TIFFs, one slice in memory."""
+    import tifffile
+    from scipy import ndimage
+
+    itemsize = np.dtype(dtype).itemsize
+    yx = 2048
+    nz = max(1, int(round(size_gb * 1e9 / (yx * yx * itemsize))))
+    rng = np.random.default_rng(seed)
+    fields = [ndimage.gaussian_filter(rng.normal(size=(yx, yx)).astype(np.float32), s) for s in (2, 6, 18)]
+    fields = [f / f.std() for f in fields]
+    hi = 255 if dtype == "uint8" else 4095
+    folder.mkdir(parents=True, exist_ok=True)
+    for z in range(nz):
+        tex = (np.roll(fields[0], z, axis=0) + np.roll(fields[1], z // 2, axis=1)
+               + 0.5 * np.roll(fields[2], z // 4, axis=0))
+        sig = np.clip(0.45 + 0.08 * tex + 0.01 * np.sin(z / 40.0), 0.02, 1.0) * hi
+        img = rng.poisson(sig / 8.0).astype(np.float32) * 8.0
+        tifffile.imwrite(folder / f"slice_{z:05d}.tif", np.clip(img, 0, hi).astype(dtype))
+    return nz, yx, yx
+
+
+class TreeRSS:
+    """Peak summed RSS of a process and its descendants, sampled in a thread."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.peak = 0
+        self._p = psutil.Process(proc.pid)
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self._p] + self._p.children(recursive=True)
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._t.join()
+        return self.peak
+
+
+def run(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    mon = TreeRSS(proc)
+    out, err = proc.communicate()
+    peak = mon.stop()
+    dt = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} failed ({proc.returncode}):\n{err[-3000:]}")
+    return dt, peak, out
+
+
+def count_files(path: Path) -> int:
+    return sum(len(files) for _d, _s, files in os.walk(path))
+
+
+RAW_COPY = textwrap.dedent("""
+    import sys, os, math, numpy as np, tifffile, zarr
+    from concurrent.futures import ThreadPoolExecutor
+    from zarr.codecs import ZstdCodec
+    from curation.omezarr.layout import plan_pyramid
+    folder, out, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    first = tifffile.memmap(files[0])
+    shape = (len(files),) + first.shape
+    plan = plan_pyramid(shape, (8, 8, 8), str(first.dtype), max_levels=1)
+    arr = zarr.create_array(out, shape=shape, dtype=first.dtype, chunks=plan.chunk, shards=plan.shard,
+                            compressors=[ZstdCodec(level=3)], fill_value=0, dimension_names=["z", "y", "x"])
+    def one(idx):
+        region = plan.region(0, idx)
+        block = np.empty(plan.region_shape(0, idx), first.dtype)
+        for i, z in enumerate(range(region[0].start, region[0].stop)):
+            block[i] = tifffile.memmap(files[z])[region[1], region[2]]
+        arr[region] = block
+    with ThreadPoolExecutor(threads) as ex:
+        list(ex.map(one, plan.shards(0)))
+""")
+
+OME_ZARR_PY = textwrap.dedent("""
+    import sys, os, dask.array as da, tifffile, zarr
+    from ome_zarr.writer import write_image
+    from dask import delayed
+    folder, out = sys.argv[1], sys.argv[2]
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    first = tifffile.memmap(files[0])
+    slices = [da.from_delayed(delayed(tifffile.imread)(f), first.shape, first.dtype) for f in files]
+    vol = da.stack(slices).rechunk((64, 512, 512))
+    group = zarr.open_group(out, mode="w")
+    write_image(vol, group, axes="zyx", storage_options={"chunks": (64, 64, 64)})
+""")
+
+
+def bench_one(size_gb: float, dtype: str, work: Path, threads: int) -> dict:
+    py = sys.executable
+    curate = str(Path(py).parent / "curate")
+    src = work / f"src-{size_gb:g}GB-{dtype}"
+    t = time.perf_counter()
+    shape = generate(src, size_gb, dtype)
+    gen_s = time.perf_counter() - t
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    md = work / "metadata.yaml"
+    md.write_text(METADATA)
+    row = {"size_gb": size_gb, "dtype": dtype, "shape": shape, "bytes": nbytes, "generate_s": round(gen_s, 1)}
+
+    arch = work / "archive"
+    shutil.rmtree(arch, ignore_errors=True)
+    env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
+           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org"}
+    run([curate, "init", str(arch)], env)
+    subprocess.run(["sync"])
+    dt, peak, out = run([curate, "ingest", str(arch), str(src), "--metadata", str(md), "--name", "vol",
+                         "--no-progress", "--json"], env)
+    rec = json.loads(out)
+    row["a"] = {"s": dt, "mb_s": nbytes / 1e6 / dt, "rss": peak,
+                "files": count_files(arch / "acquisitions" / "vol" / "vol.ome.zarr"),
+                "save_s": rec.get("save_seconds"), "levels": rec.get("levels")}
+    shutil.rmtree(arch, ignore_errors=True)
+
+    raw = work / "raw.zarr"
+    shutil.rmtree(raw, ignore_errors=True)
+    subprocess.run(["sync"])
+    dt, peak, _ = run([py, "-c", RAW_COPY, str(src), str(raw), str(threads)])
+    row["b"] = {"s": dt, "mb_s": nbytes / 1e6 / dt, "rss": peak, "files": count_files(raw)}
+    shutil.rmtree(raw, ignore_errors=True)
+
+    omz = work / "omezarr-py.zarr"
+    shutil.rmtree(omz, ignore_errors=True)
+    subprocess.run(["sync"])
+    try:
+        dt, peak, _ = run([py, "-c", OME_ZARR_PY, str(src), str(omz)])
+        row["c"] = {"s": dt, "mb_s": nbytes / 1e6 / dt, "rss": peak, "files": count_files(omz)}
+    except RuntimeError as exc:
+        row["c"] = {"error": str(exc).splitlines()[-1][:200]}
+    shutil.rmtree(omz, ignore_errors=True)
+    shutil.rmtree(src, ignore_errors=True)
+    return row
+
+
+def fmt_row(label: str, r: dict) -> str:
+    if "error" in r:
+        return f"  {label:34} failed: {r['error']}"
+    extra = f"  (save {r['save_s']:.1f} s = {100 * r['save_s'] / r['s']:.0f}%)" if r.get("save_s") else ""
+    return (f"  {label:34} {r['s']:8.1f} s {r['mb_s']:8.1f} MB/s {r['rss'] / 2**20:8.0f} MiB "
+            f"{r['files']:8d} files{extra}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", type=float, default=[1, 8], help="volume sizes in GB")
+    ap.add_argument("--dtypes", nargs="+", default=["uint8", "uint16"])
+    ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for (b)")
+    ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="curation-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    print(f"# ingest benchmark on {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+          f"work in {work}", flush=True)
+    for dtype in args.dtypes:
+        for size in args.sizes:
+            row = bench_one(size, dtype, work, args.threads)
+            rows.append(row)
+            print(f"\n{size:g} GB {dtype} {tuple(row['shape'])} (generated in {row['generate_s']} s)", flush=True)
+            print(fmt_row("(a) curate ingest", row["a"]))
+            print(fmt_row("(b) raw copy: memmap -> zarr v3", row["b"]))
+            print(fmt_row("(c) ome-zarr-py write_image", row["c"]), flush=True)
+            ab = row["a"]["mb_s"] / row["b"]["mb_s"]
+            ac = row["a"]["mb_s"] / row["c"]["mb_s"] if "mb_s" in row["c"] else float("nan")
+            print(f"  ratios: (a)/(b) = {ab:.2f} (target >= 0.8), (a)/(c) = {ac:.2f} (target >= 4)")
+    for dtype in args.dtypes:
+        mine = [r for r in rows if r["dtype"] == dtype]
+        if len(mine) >= 2:
+            small, large = mine[0], mine[-1]
+            ratio = large["a"]["rss"] / small["a"]["rss"]
+            print(f"\npeak RSS {dtype}: {large['size_gb']:g} GB run {large['a']['rss'] / 2**20:.0f} MiB vs "
+                  f"{small['size_gb']:g} GB run {small['a']['rss'] / 2**20:.0f} MiB: ratio {ratio:.2f} "
+                  f"(target <= 1.2), under 1.5 GB: {large['a']['rss'] < 1.5e9}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
