@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import CorruptSourceError, CurationError, SourceError
 from .downsample import mean_downsample, mode_downsample
 from .layout import Index, PyramidPlan
+from .shardcodec import ZSTD_LEVEL, encode_shard, write_atomic
 
 PARTIAL_SUFFIX = ".partial"
 MANIFEST_NAME = "manifest.jsonl"
@@ -85,58 +86,21 @@ class ShardRecord:
         return cls(d["level"], tuple(d["index"]), d["key"], d["nbytes"], d["sha256"], d["raw_bytes"])
 
 
-# --- the store: zarr's LocalStore (atomic writes) that remembers what it wrote -----------
+# --- the store (array metadata only; shards are encoded by shardcodec) -----------------
 
 _STORES: dict[str, Any] = {}
-_ARRAYS: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
-def _recording_store_class():
+def _store(root: str):
     from zarr.storage import LocalStore
 
-    class RecordingStore(LocalStore):
-        """Hashes every value as it is written: shard checksums cost no extra read."""
-
-        def __init__(self, root: str) -> None:
-            super().__init__(root)
-            self.written: dict[str, tuple[int, str]] = {}
-            self._wlock = threading.Lock()
-
-        async def set(self, key: str, value) -> None:  # type: ignore[override]
-            data = value.as_numpy_array()
-            digest = hashlib.sha256(memoryview(data)).hexdigest()
-            await super().set(key, value)
-            with self._wlock:
-                self.written[key] = (int(data.nbytes), digest)
-
-        def pop_written(self, key: str) -> tuple[int, str] | None:
-            with self._wlock:
-                return self.written.pop(key, None)
-
-    return RecordingStore
-
-
-def _store(root: str):
     with _LOCK:
         st = _STORES.get(root)
         if st is None:
-            st = _recording_store_class()(root)
+            st = LocalStore(root)
             _STORES[root] = st
         return st
-
-
-def _array(spec: ArraySpec, level: int):
-    import zarr
-
-    path = spec.array_path(level)
-    with _LOCK:
-        arr = _ARRAYS.get((spec.root, path))
-    if arr is None:
-        arr = zarr.open_array(store=_store(spec.root), path=path, mode="r+")
-        with _LOCK:
-            _ARRAYS[(spec.root, path)] = arr
-    return arr
 
 
 def forget_stores(root: str | None = None) -> None:
@@ -144,18 +108,17 @@ def forget_stores(root: str | None = None) -> None:
     with _LOCK:
         for key in [k for k in _STORES if root is None or k == root]:
             _STORES.pop(key, None)
-        for key in [k for k in _ARRAYS if root is None or k[0] == root]:
-            _ARRAYS.pop(key, None)
 
 
 # --- creating the arrays -----------------------------------------------------------------
 
 
 def codecs_for(kind: str) -> dict:
+    """The codecs declared in zarr.json; shardcodec.encode_shard writes exactly these."""
     from zarr.codecs import ZstdCodec
 
     # zstd: ~1 GB/s each way on EM data, read natively by neuroglancer and napari
-    return {"compressors": [ZstdCodec(level=3)]}
+    return {"compressors": [ZstdCodec(level=ZSTD_LEVEL)]}
 
 
 def create_arrays(spec: ArraySpec, group_attrs: dict) -> None:
@@ -250,12 +213,16 @@ def write_shard(spec: ArraySpec, level: int, idx: Index) -> dict:
         return ShardRecord(level, tuple(idx), key, 0, None, int(np.prod(plan.region_shape(level, idx)))
                            * np.dtype(plan.dtype).itemsize).to_json()
     block = _read_level0(spec, idx) if level == 0 else _assemble(spec, level, idx)
-    arr = _array(spec, level)
-    arr[region] = block
-    written = _store(spec.root).pop_written(key)
+    data = encode_shard(block, plan.shard_shape(level), plan.chunk_shape(level), spec.fill_value)
+    path = Path(spec.root) / key
+    if data is None:  # all fill value: zarr stores nothing
+        path.unlink(missing_ok=True)
+        nbytes, digest = 0, None
+    else:
+        digest = write_atomic(path, data, PARTIAL_SUFFIX)
+        nbytes = len(data)
     if level + 1 < len(plan.levels):
         _save_piece(spec, level, idx, block)
-    nbytes, digest = written if written else (0, None)
     return ShardRecord(level, tuple(idx), key, nbytes, digest, int(block.nbytes)).to_json()
 
 
