@@ -337,11 +337,13 @@ class Progress:
     done_units: int
     total_units: int
     started: float = field(default_factory=time.monotonic)
+    #: bytes already done by an earlier, interrupted run (not counted in the rate)
+    resumed_bytes: int = 0
 
     @property
     def rate(self) -> float:
         dt = time.monotonic() - self.started
-        return self.done_bytes / dt if dt > 0 else 0.0
+        return (self.done_bytes - self.resumed_bytes) / dt if dt > 0 else 0.0
 
     @property
     def eta_s(self) -> float | None:
@@ -426,6 +428,7 @@ def build_pyramid(
         if lv == 0:
             prog.done_bytes += sr.raw_bytes
     prog.started = time.monotonic()
+    prog.resumed_bytes = prog.done_bytes
 
     # children still missing per parent
     missing: dict[tuple[int, Index], int] = {}

@@ -1,0 +1,130 @@
+"""Crowd consensus into the archive: ``curate labels aggregate``.
+
+Reads volunteer annotations of an acquisition (a folder of per-annotator mask folders,
+or a polyline export ``.csv``/``.json``; see :mod:`curation.labels.annotations`),
+checked against the image's slice shape and slice count, combines them with
+:func:`curation.labels.consensus.aggregate` (``majority``, ``staple`` or ``cria``; cria's
+envelope band width in nm is converted with the image's pixel size) and stores the
+consensus as the next version of a layer, of kind ``consensus``. The lineage lists every
+annotator with its agreement (Dice against the consensus; STAPLE's sensitivity and
+specificity) and outlier flags, in the label group's ``curation`` attribute and in the
+run record (``aggregation``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import LabelError
+from ..records import Result
+from ..repository.archive import now_iso, open_archive
+from . import layers as L
+from .store import PlaneSource, WriteOptions, image_geometry, parse_names, smallest_dtype, write_label_version
+
+
+def read_annotations(path: Path | str, n_slices: int, slice_shape: tuple[int, int]):
+    """An AnnotationSet from a folder of annotator folders or a polyline file."""
+    from .annotations import read_mask_folder, read_polylines
+
+    path = Path(path)
+    if path.is_dir():
+        return read_mask_folder(path, n_slices=n_slices, slice_shape=slice_shape)
+    if path.is_file():
+        return read_polylines(path, slice_shape=slice_shape, n_slices=n_slices)
+    raise LabelError("annotations not found", path=path,
+                     expected="a folder of annotator folders, or a polyline .csv/.json")
+
+
+def aggregate_labels(
+    archive_path: Path | str,
+    name: str,
+    layer: str,
+    annotations: Path | str,
+    *,
+    method: str = "majority",
+    band_width_nm: float | None = None,
+    polyline_mode: str | None = None,
+    width_px: float | None = None,
+    note: str = "",
+    creator: str | None = None,
+    names: Mapping[int, str] | Iterable[str] | None = None,
+    parents: Sequence[str] | None = None,
+    flag_options: Mapping[str, float] | None = None,
+    options: WriteOptions | None = None,
+) -> list[Result]:
+    """Store the consensus of ``annotations`` as the next version of ``layer``.
+
+    ``polyline_mode`` (``fill``/``trace``) and ``width_px`` turn polylines into masks
+    for majority and staple; ``band_width_nm`` draws cria's consensus as an envelope
+    band; ``flag_options`` (``dice_floor``, ``mad_k``, ``area_ratio_max``) tune the
+    outlier flags.
+    """
+    from .consensus import METHODS, aggregate
+
+    t0 = time.monotonic()
+    started = now_iso()
+    archive = open_archive(archive_path)
+    archive.require_acquisition(name)
+    layer, version = L.parse_address(layer, "--layer")
+    if version is not None:
+        raise LabelError("aggregation creates the next version; give the layer only", field="--layer",
+                         expected=layer, found=f"{layer}@v{version}")
+    if method not in METHODS:
+        raise LabelError("unknown consensus method", field="--method", expected=" | ".join(METHODS), found=method)
+    if band_width_nm is not None and method != "cria":
+        raise LabelError("--band-width-nm applies to cria only", field="--band-width-nm",
+                         expected="--method cria", found=method)
+    label_names = parse_names(names)
+    if parents is not None:
+        parents = [L.resolve(archive, name, p, field="--parent").address for p in parents]
+    geo = image_geometry(archive, name)
+    nz, ny, nx = geo["shape"]
+    pixel_nm = float(geo["voxel_size_nm"][2])
+
+    aset = read_annotations(annotations, nz, (ny, nx))
+    opts: dict[str, Any] = dict(flag_options or {})
+    if method == "cria":
+        if band_width_nm is not None:
+            opts.update(band_width_nm=float(band_width_nm), pixel_size_nm=pixel_nm)
+    elif aset.kind == "polylines":
+        if polyline_mode is not None:
+            opts["polyline_mode"] = polyline_mode
+        if width_px is not None:
+            opts["width_px"] = float(width_px)
+    res = aggregate(aset, method, **opts)  # type: ignore[arg-type]
+
+    labels = res.labels
+    max_label = int(labels.max(initial=0))
+    dtype = smallest_dtype(max(max_label, max(label_names, default=0)), field="consensus")
+    planes = {z: np.ascontiguousarray(labels[i].astype(dtype)) for i, z in enumerate(res.slices)}
+    src = PlaneSource((nz, ny, nx), dtype, res.slices, planes=planes, paths=list(aset.sources))
+    summary = res.to_dict()
+    stats = summary["annotators"]
+    aggregation = {
+        "method": method,
+        "parameters": summary["parameters"],
+        "input": {"path": str(Path(annotations).resolve()), "format": aset.kind,
+                  "n_annotators": len(aset.annotators), "slices": list(res.slices)},
+        "annotators": stats,
+        "flagged": list(res.flagged),
+    }
+    values = sorted({int(v) for v in np.unique(labels).tolist()})
+    result = write_label_version(
+        archive, name, layer, src, kind="consensus", parents=parents, annotated={"slices": list(res.slices)},
+        sources=list(aset.sources), note=note, creator=creator, names=label_names, label_values=values,
+        action="labels-aggregate", started=started, options=options,
+        extra_attrs={"annotators": stats, "flagged": list(res.flagged),
+                     "aggregation": {"method": method, "parameters": summary["parameters"]}},
+        extra_provenance={"aggregation": aggregation},
+    )
+    data = dict(result.data)
+    data.update(method=method, annotators=stats, flagged=list(res.flagged), parameters=summary["parameters"],
+                seconds=round(time.monotonic() - t0, 3))
+    flagged = ", ".join(res.flagged) or "none"
+    message = f"{result.message}; {method} consensus of {len(aset.annotators)} annotator(s), flagged: {flagged}"
+    return [result.model_copy(update={"data": data, "message": message})]
