@@ -291,6 +291,7 @@ def ingest(
                    f"at {' x '.join(f'{v:g}' for v in voxel_nm)} nm from {label} ({source.reader})")
         _progress(opts, "save")
         t_save = time.monotonic()
+        dlo.annex_known(dataset, [(f"{name}.ome.zarr/{e.path}", e.size, e.sha256) for e in entries])
         dlo.save(dataset, message)
         commit = _register(archive, name, dataset, message)
         save_seconds = time.monotonic() - t_save

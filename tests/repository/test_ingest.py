@@ -125,6 +125,9 @@ def test_multipage_tiff_and_git_layout(archive, tmp_path):
     assert not (acq / "metadata.json").is_symlink()
     shard = next(p for p in (acq / "multipage.ome.zarr" / "0" / "c").rglob("*") if p.is_file() or p.is_symlink())
     assert shard.is_symlink() and "SHA256E" in str(shard.readlink())
+    # shards were annexed under keys curation computed: a full fsck rehashes and agrees
+    dlo.annex(acq, "fsck", "--quiet")
+    assert "SHA256E-s" in dlo.annex(acq, "find", "--format=${key}\n", "multipage.ome.zarr")
     msg = dlo.log(acq, limit=1)[0]["subject"]
     assert msg.startswith("Ingest multipage: 9 x 64 x 80 uint8")
 
