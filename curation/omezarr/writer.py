@@ -374,7 +374,7 @@ def hash_files(paths: list[str]) -> list[dict]:
     return out
 
 
-def _batches(paths: list[str], target: int = 1024**3) -> list[list[str]]:
+def _batches(paths: list[str], target: int = 256 * 1024**2) -> list[list[str]]:
     batches: list[list[str]] = []
     cur: list[str] = []
     acc = 0
@@ -448,18 +448,28 @@ def build_pyramid(
         futures[fut] = ("shard", (lv, idx))
         return fut
 
-    for idx in plan.shards(0):
-        if (0, idx) not in done:
-            submit_shard(0, idx)
+    # hash batches ride along with the level-0 shards (same priority band, interleaved),
+    # so hashing overlaps the writes and reads files while they are in the page cache
+    todo = [p for p in (hash_paths or []) if p not in manifest.files]
+    batches = _batches(todo)
+    pending0 = [idx for idx in plan.shards(0) if (0, idx) not in done]
+    per = max(1, len(pending0) // max(len(batches), 1))
+
+    def submit_hash(batch: list[str]):
+        nonlocal seq
+        seq += 1
+        fut = engine.submit(hash_files, batch, priority=-seq)
+        futures[fut] = ("hash", batch)
+
+    for i, idx in enumerate(pending0):
+        if batches and i % per == 0:
+            submit_hash(batches.pop(0))
+        submit_shard(0, idx)
+    for batch in batches:
+        submit_hash(batch)
     for (lv, idx), n in missing.items():
         if n == 0 and (lv, idx) not in done:
             submit_shard(lv, idx)
-    if hash_paths:
-        todo = [p for p in hash_paths if p not in manifest.files]
-        for batch in _batches(todo):
-            seq += 1
-            fut = engine.submit(hash_files, batch, priority=-20_000_000 - seq)
-            futures[fut] = ("hash", batch)
 
     ac = engine.as_completed(futures.keys())
     try:
