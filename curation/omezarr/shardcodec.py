@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,12 @@ def _crc32c(data: bytes) -> bytes:
 
 
 def encode_shard(block: np.ndarray, shard_shape: tuple[int, ...], chunk_shape: tuple[int, ...],
-                 fill_value=0, level: int = ZSTD_LEVEL) -> bytes | None:
+                 fill_value=0, level: int = ZSTD_LEVEL) -> list[bytes] | None:
     """Encode ``block`` (the shard's region, smaller than ``shard_shape`` at array edges).
 
-    Returns the shard bytes, or None when every inner chunk equals the fill value (zarr
-    then stores no file at all).
+    Returns the shard as a list of byte strings to be written in order (the encoded
+    chunks, then the index with its checksum), or None when every inner chunk equals the
+    fill value (zarr then stores no file at all).
     """
     from numcodecs import Zstd
 
@@ -48,7 +50,7 @@ def encode_shard(block: np.ndarray, shard_shape: tuple[int, ...], chunk_shape: t
         if any(s.start >= s.stop for s in sl):
             continue  # wholly beyond the array's edge
         chunk = block[sl]
-        if (chunk == fill).all():
+        if (not chunk.any()) if fill == 0 else (chunk == fill).all():
             continue
         if chunk.shape != tuple(chunk_shape):  # an edge chunk: zarr pads with the fill value
             full = np.full(chunk_shape, fill, dtype=block.dtype)
@@ -61,14 +63,25 @@ def encode_shard(block: np.ndarray, shard_shape: tuple[int, ...], chunk_shape: t
     if not parts:
         return None
     idx_bytes = index.tobytes()
-    return b"".join(parts) + idx_bytes + _crc32c(idx_bytes)
+    parts.append(idx_bytes + _crc32c(idx_bytes))
+    return parts
 
 
-def write_atomic(path: Path, data: bytes, partial_suffix: str = ".partial") -> str:
-    """Write ``data`` to ``path`` via a temporary file and a rename; return its sha256."""
+def write_atomic(path: Path, parts: list[bytes] | bytes, partial_suffix: str = ".partial") -> tuple[str, int]:
+    """Write ``parts`` to ``path`` via a temporary file and a rename.
+
+    Returns the sha256 and size of what was written, hashed as it is written.
+    """
+    if isinstance(parts, (bytes, bytearray)):
+        parts = [parts]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}{partial_suffix}")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}{partial_suffix}")
+    h = hashlib.sha256()
+    size = 0
     with open(tmp, "wb") as fh:
-        fh.write(data)
+        for part in parts:
+            h.update(part)
+            fh.write(part)
+            size += len(part)
     os.replace(tmp, path)
-    return hashlib.sha256(data).hexdigest()
+    return h.hexdigest(), size

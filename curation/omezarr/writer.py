@@ -219,8 +219,7 @@ def write_shard(spec: ArraySpec, level: int, idx: Index) -> dict:
         path.unlink(missing_ok=True)
         nbytes, digest = 0, None
     else:
-        digest = write_atomic(path, data, PARTIAL_SUFFIX)
-        nbytes = len(data)
+        digest, nbytes = write_atomic(path, data, PARTIAL_SUFFIX)
     if level + 1 < len(plan.levels):
         _save_piece(spec, level, idx, block)
     return ShardRecord(level, tuple(idx), key, nbytes, digest, int(block.nbytes)).to_json()
