@@ -24,9 +24,9 @@ import psutil
 
 from .errors import CurationError
 
-#: memory a task holds per byte of shard: the block, its compressed copy, the encoded
-#: shard and the downsampled piece
-TASK_MEMORY_FACTOR = 3.5
+#: memory a task holds per byte of shard: it streams the shard by slabs of chunk rows
+#: (an eighth of a 512-deep shard), and keeps the downsampled piece (a quarter at most)
+TASK_MEMORY_FACTOR = 0.75
 #: resident memory of the interpreter with numpy, zarr and distributed imported
 BASELINE_BYTES = 350 * 1024**2
 

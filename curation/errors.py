@@ -78,6 +78,10 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+class OptionError(CurationError, ValueError):
+    """A command option has a value that cannot work (a shard shape, a memory size ...)."""
+
+
 # --- metadata -------------------------------------------------------------------------
 
 

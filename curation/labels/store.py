@@ -536,6 +536,8 @@ def _register(archive: Archive, name: str, zroot: Path, target: Path, group: str
         prov_dir.mkdir(parents=True, exist_ok=True)
         cks.write_tsv(prov_tsv, entries)
         prov_json.write_text(json.dumps(prov, indent=2, default=str) + "\n")
+        image = archive.image_path(name).name
+        dlo.annex_known(acq, [(f"{image}/{e.path}", e.size, e.sha256) for e in entries])
         dlo.save(acq, message, [labels, prov_dir])
         dlo.tag(acq, tag, message)
         tagged.append(acq)

@@ -204,4 +204,12 @@ def plan_pyramid(
         trans = [t + (f - 1) * s / 2 for t, f, s in zip(trans, factor, scale)]
         level_shape = tuple(math.ceil(n / f) for n, f in zip(level_shape, factor))  # type: ignore[assignment]
         levels.append(Level(str(len(levels)), level_shape, factor, new_scale, tuple(trans)))  # type: ignore[arg-type]
-    return PyramidPlan(shape, str(np.dtype(dtype)), chunk, tuple(shard), tuple(levels))  # type: ignore[arg-type]
+    plan = PyramidPlan(shape, str(np.dtype(dtype)), chunk, tuple(shard), tuple(levels))  # type: ignore[arg-type]
+    # a downsampling window must never straddle two shards
+    for k in range(1, len(levels)):
+        below = plan.shard_shape(k - 1)
+        for ax, (f, s, n) in enumerate(zip(levels[k].factor, below, levels[k - 1].shape)):
+            if f > 1 and s % f and s < n:
+                raise ValueError(f"shard shape {tuple(shard)} must be even along {'zyx'[ax]}, which the pyramid "
+                                 f"halves (or cover the whole axis)")
+    return plan

@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import CorruptSourceError, CurationError, SourceError
 from .downsample import mean_downsample, mode_downsample
 from .layout import Index, PyramidPlan
-from .shardcodec import ZSTD_LEVEL, encode_shard, write_atomic
+from .shardcodec import ZSTD_LEVEL, ShardWriter
 
 PARTIAL_SUFFIX = ".partial"
 MANIFEST_NAME = "manifest.jsonl"
@@ -151,8 +151,7 @@ def create_arrays(spec: ArraySpec, group_attrs: dict) -> None:
 # --- the task --------------------------------------------------------------------------
 
 
-def _read_level0(spec: ArraySpec, idx: Index) -> np.ndarray:
-    region = spec.plan.region(0, idx)
+def _read_level0(spec: ArraySpec, region: tuple[slice, slice, slice]) -> np.ndarray:
     try:
         block = spec.source.read(region)
     except (CurationError, OSError, MemoryError):
@@ -161,7 +160,7 @@ def _read_level0(spec: ArraySpec, idx: Index) -> np.ndarray:
         names = ", ".join(p.name for p in spec.source.paths[:3])
         raise CorruptSourceError(f"reading z {region[0].start}..{region[0].stop - 1} failed: {exc}",
                                  path=names) from exc
-    expect = spec.plan.region_shape(0, idx)
+    expect = tuple(s.stop - s.start for s in region)
     if tuple(block.shape) != expect or block.dtype != np.dtype(spec.plan.dtype):
         raise SourceError("a region read back with the wrong shape or dtype",
                           path=", ".join(p.name for p in spec.source.paths[:3]),
@@ -169,25 +168,27 @@ def _read_level0(spec: ArraySpec, idx: Index) -> np.ndarray:
     return block
 
 
-def _assemble(spec: ArraySpec, level: int, idx: Index) -> np.ndarray:
+def _assemble(spec: ArraySpec, level: int, idx: Index, sub: tuple[slice, slice, slice]) -> np.ndarray:
+    """The part ``sub`` (level coordinates) of shard ``idx``, from its children's pieces."""
     plan = spec.plan
-    region = plan.region(level, idx)
-    block = np.full(plan.region_shape(level, idx), spec.fill_value, dtype=plan.dtype)
+    block = np.full(tuple(s.stop - s.start for s in sub), spec.fill_value, dtype=plan.dtype)
     for child in plan.children(level, idx):
         pr = plan.piece_region(level - 1, child)
+        lo = [max(p.start, s.start) for p, s in zip(pr, sub)]
+        hi = [min(p.stop, s.stop) for p, s in zip(pr, sub)]
+        if any(a >= b for a, b in zip(lo, hi)):
+            continue
         path = spec.piece_path(level - 1, child)
         if not path.exists():
             continue  # an empty child (all fill value) leaves no piece
         piece = np.load(path, mmap_mode="r")
-        dst = tuple(slice(p.start - r.start, p.stop - r.start) for p, r in zip(pr, region))
-        block[dst] = piece
+        src = tuple(slice(a - p.start, b - p.start) for a, b, p in zip(lo, hi, pr))
+        dst = tuple(slice(a - s.start, b - s.start) for a, b, s in zip(lo, hi, sub))
+        block[dst] = piece[src]
     return block
 
 
-def _save_piece(spec: ArraySpec, level: int, idx: Index, block: np.ndarray) -> None:
-    factor = spec.plan.levels[level + 1].factor
-    down = mode_downsample if spec.kind == "label" else mean_downsample
-    piece = down(block, factor)
+def _save_piece(spec: ArraySpec, level: int, idx: Index, piece: np.ndarray) -> None:
     path = spec.piece_path(level, idx)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + PARTIAL_SUFFIX)
@@ -204,25 +205,49 @@ def _is_empty(spec: ArraySpec, level: int, idx: Index, region) -> bool:
 
 
 def write_shard(spec: ArraySpec, level: int, idx: Index) -> dict:
-    """Write shard ``idx`` of ``level`` and its piece for the next level (worker side)."""
+    """Write shard ``idx`` of ``level`` and its piece for the next level (worker side).
+
+    Streams the shard one slab of chunk rows at a time: read (or assemble from the
+    children's pieces), encode into the shard file, downsample into the piece. A task
+    holds one slab and the piece (a quarter of the shard at most), never the shard.
+    """
     plan = spec.plan
     region = plan.region(level, idx)
     key = spec.shard_key(level, idx)
+    nbytes_raw = int(np.prod(plan.region_shape(level, idx))) * np.dtype(plan.dtype).itemsize
     if _is_empty(spec, level, idx, region):
         # nothing but fill value: nothing to store, no piece (the parent fills it in)
-        return ShardRecord(level, tuple(idx), key, 0, None, int(np.prod(plan.region_shape(level, idx)))
-                           * np.dtype(plan.dtype).itemsize).to_json()
-    block = _read_level0(spec, idx) if level == 0 else _assemble(spec, level, idx)
-    data = encode_shard(block, plan.shard_shape(level), plan.chunk_shape(level), spec.fill_value)
-    path = Path(spec.root) / key
-    if data is None:  # all fill value: zarr stores nothing
-        path.unlink(missing_ok=True)
-        nbytes, digest = 0, None
-    else:
-        digest, nbytes = write_atomic(path, data, PARTIAL_SUFFIX)
-    if level + 1 < len(plan.levels):
-        _save_piece(spec, level, idx, block)
-    return ShardRecord(level, tuple(idx), key, nbytes, digest, int(block.nbytes)).to_json()
+        return ShardRecord(level, tuple(idx), key, 0, None, nbytes_raw).to_json()
+    chunk = plan.chunk_shape(level)
+    writer = ShardWriter(Path(spec.root) / key, plan.shard_shape(level), chunk, plan.dtype, spec.fill_value,
+                         partial_suffix=PARTIAL_SUFFIX)
+    has_next = level + 1 < len(plan.levels)
+    if has_next:
+        factor = plan.levels[level + 1].factor
+        down = mode_downsample if spec.kind == "label" else mean_downsample
+        pr = plan.piece_region(level, idx)
+        piece = np.empty(tuple(s.stop - s.start for s in pr), dtype=plan.dtype)
+    z0, z1 = region[0].start, region[0].stop
+    # whole chunk rows, and an even number of planes when the next level halves Z
+    step = chunk[0] * (factor[0] if has_next and chunk[0] % factor[0] else 1)
+    try:
+        for zs in range(z0, z1, step):
+            sub = (slice(zs, min(zs + step, z1)), region[1], region[2])
+            slab = _read_level0(spec, sub) if level == 0 else _assemble(spec, level, idx, sub)
+            writer.add(zs - z0, slab)
+            if has_next:
+                dz = (zs - z0) // factor[0]
+                small = down(slab, factor)
+                piece[dz:dz + small.shape[0]] = small
+            del slab
+        done = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    if has_next:
+        _save_piece(spec, level, idx, piece)
+    digest, nbytes = done if done else (None, 0)
+    return ShardRecord(level, tuple(idx), key, nbytes, digest, nbytes_raw).to_json()
 
 
 # --- the manifest ----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from ..errors import (
     IngestInterrupted,
     MetadataError,
     MismatchError,
+    OptionError,
     SourceError,
 )
 from ..omezarr import checksum as cks
@@ -189,8 +190,12 @@ def ingest(
 
     memory_limit = parse_bytes(opts.memory_limit) or default_memory_limit()
     shard_bytes = opts.shard_bytes or shard_bytes_for(memory_limit, DEFAULT_SHARD_BYTES)
-    plan = plan_pyramid(header.shape, voxel_nm, header.dtype, chunk=opts.chunk, shard=opts.shard,
-                        shard_bytes=shard_bytes)
+    try:
+        plan = plan_pyramid(header.shape, voxel_nm, header.dtype, chunk=opts.chunk, shard=opts.shard,
+                            shard_bytes=shard_bytes)
+    except ValueError as exc:
+        raise OptionError(str(exc), field="--chunk/--shard",
+                          found=f"chunk {opts.chunk}, shard {opts.shard}") from exc
     md_json = md.model_dump_json(indent=2, exclude_none=True)
 
     with archive.lock(opts.lock_timeout, purpose=f"ingest {name}"):

@@ -102,3 +102,14 @@ def test_two_worker_processes_write_the_same_bytes(tmp_path):
         _write(two, ArraySource(a), plan, engine=Engine(client=client))
     assert _files(one / "img.ome.zarr") == _files(two / "img.ome.zarr")
     assert json.loads((two / "img.ome.zarr" / "zarr.json").read_text())["attributes"]["ome"]["version"] == "0.5"
+
+
+def test_odd_chunk_depth_with_z_halving(tmp_path):
+    a = em_like_volume((45, 40, 36), "uint8", seed=8)
+    plan = plan_pyramid(a.shape, (8, 8, 8), "uint8", chunk=(7, 16, 16), shard=(28, 32, 32))
+    assert plan.levels[1].factor == (2, 2, 2)
+    with pytest.raises(ValueError, match="must be even along z"):
+        plan_pyramid(a.shape, (8, 8, 8), "uint8", chunk=(7, 16, 16), shard=(21, 32, 32))
+    _write(tmp_path, ArraySource(a), plan)
+    g = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="r")
+    np.testing.assert_array_equal(g["1"][:], mean_downsample(a, (2, 2, 2)))
