@@ -200,3 +200,25 @@ def annex_known(repo: Path, files: list[tuple[str, int, str]]) -> int:
     if proc.returncode != 0:
         raise ToolError(f"git annex setpresentkey failed: {proc.stderr.strip()}", path=repo)
     return len(todo)
+
+
+def commit_all(repo: Path, message: str) -> None:
+    """Stage everything and commit, in plain git (what ``datalad save`` does once every
+    large file is already annexed: the rest is small metadata that belongs in git)."""
+    git(repo, "add", "-A")
+    if git(repo, "status", "--porcelain", check=False).strip():
+        git(repo, "commit", "-q", "-m", message)
+
+
+def register_subdataset(superds: Path, sub: Path, message: str) -> None:
+    """Record ``sub`` (a committed DataLad dataset inside ``superds``) as a subdataset and
+    commit, as ``datalad save`` does: a gitlink plus a ``.gitmodules`` entry with the
+    path, a relative URL and the dataset's ``datalad-id``."""
+    rel = Path(sub).resolve().relative_to(Path(superds).resolve()).as_posix()
+    ds_id = git(sub, "config", "-f", ".datalad/config", "datalad.dataset.id").strip()
+    section = f"submodule.{rel}"
+    git(superds, "config", "-f", ".gitmodules", f"{section}.path", rel)
+    git(superds, "config", "-f", ".gitmodules", f"{section}.url", f"./{rel}")
+    git(superds, "config", "-f", ".gitmodules", f"{section}.datalad-id", ds_id)
+    git(superds, "-c", "advice.addEmbeddedRepo=false", "add", "--", rel, ".gitmodules")
+    git(superds, "commit", "-q", "-m", message, "--", rel, ".gitmodules")

@@ -297,7 +297,10 @@ def ingest(
         _progress(opts, "save")
         t_save = time.monotonic()
         dlo.annex_known(dataset, [(f"{name}.ome.zarr/{e.path}", e.size, e.sha256) for e in entries])
-        dlo.save(dataset, message)
+        if opts.keep_raw:
+            dlo.save(dataset, message)  # the raw files still need annexing
+        else:
+            dlo.commit_all(dataset, message)  # everything large is annexed already
         commit = _register(archive, name, dataset, message)
         save_seconds = time.monotonic() - t_save
         forget_stores(str(zroot))
@@ -333,7 +336,7 @@ def _register(archive: Archive, name: str, dataset: Path, message: str) -> str |
     before = dlo.head(archive.root)
     os.rename(dataset, target)
     try:
-        dlo.save(archive.root, message, [target])
+        dlo.register_subdataset(archive.root, target, message)
     except BaseException:
         # put everything back as it was: no half-registered acquisition
         if target.exists():
