@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +31,16 @@ class ArraySource(Source):
 
 
 class FlakySource(ArraySource):
-    """Fails with OSError once ``fail_after`` regions were read in this process
-    (simulates a crash part way through, for resume tests)."""
+    """Fails with OSError when a read reaches plane ``fail_z`` or beyond (simulates a
+    crash part way through, for resume tests)."""
 
-    def __init__(self, array: np.ndarray, fail_after: int, marker: str) -> None:
+    def __init__(self, array: np.ndarray, fail_z: int) -> None:
         super().__init__(array)
-        self.fail_after = fail_after
-        self.marker = marker
+        self.fail_z = fail_z
 
     def read(self, region):
-        n = int(Path(self.marker).read_text() or 0) if os.path.exists(self.marker) else 0
-        if n >= self.fail_after:
+        if region[0].stop > self.fail_z:
             raise OSError("simulated crash")
-        Path(self.marker).write_text(str(n + 1))
         return super().read(region)
 
 
