@@ -115,6 +115,59 @@ class Source(ABC):
         """Release open handles; reading again reopens them."""
 
 
+class LayoutSource(Source):
+    """A source over one file, described by a picklable *layout* that knows how to
+    ``open()`` a handle and ``read(handle, region)`` (and optionally ``close(handle)``).
+
+    The handle is opened on first read, dropped when pickled (a Dask worker reopens
+    it) and released by :meth:`close`.
+    """
+
+    def __init__(self, layout: Any, header: HeaderMetadata) -> None:
+        self._layout = layout
+        self._header = header
+        self._handle: Any = None
+
+    @property
+    def layout(self) -> Any:
+        return self._layout
+
+    @property
+    def paths(self) -> list[Path]:
+        return [Path(self._layout.path)]
+
+    @property
+    def header(self) -> HeaderMetadata:
+        return self._header
+
+    def read(self, region: tuple[slice, slice, slice]) -> np.ndarray:
+        region = normalize_region(region, self.shape)
+        if self._handle is None:
+            self._handle = self._layout.open()
+        return self._layout.read(self._handle, region)
+
+    def close(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None and hasattr(self._layout, "close"):
+            self._layout.close(handle)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handle"] = None
+        return state
+
+    def __del__(self) -> None:
+        # a handle may hold an open file; release it with the source (finalisers cannot
+        # report errors, and a failed close loses nothing)
+        try:
+            self.close()
+        except Exception:  # noqa: S110
+            pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._layout.path!r}, shape={self.shape}, dtype={self.dtype})"
+
+
 class Reader(ABC):
     """Recognises and opens one kind of input."""
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptSourceError, NotAnImageError, SourceError
-from .base import HeaderMetadata, Reader, Source, normalize_region, require_file
+from .base import HeaderMetadata, LayoutSource, Reader, require_file
 from .vendor import gatan_info, jsonable, length_nm, unit_kind
 
 SUFFIXES = (".dm3", ".dm4")
@@ -305,40 +305,10 @@ def inspect_dm(path: str | Path) -> tuple[DMLayout, HeaderMetadata]:
     return layout, header
 
 
-class DMSource(Source):
-    """One DM image as a (z, y, x) volume; 2D images have z = 1."""
+class DMSource(LayoutSource):
+    """One DM image as a (z, y, x) volume; 2D images have z = 1 (a memmap of the file)."""
 
     reader = "dm"
-
-    def __init__(self, layout: DMLayout, header: HeaderMetadata) -> None:
-        self._layout = layout
-        self._header = header
-        self._mm: np.memmap | None = None
-
-    @property
-    def paths(self) -> list[Path]:
-        return [Path(self._layout.path)]
-
-    @property
-    def header(self) -> HeaderMetadata:
-        return self._header
-
-    def read(self, region: tuple[slice, slice, slice]) -> np.ndarray:
-        region = normalize_region(region, self.shape)
-        if self._mm is None:
-            self._mm = self._layout.open()
-        return self._layout.read(self._mm, region)
-
-    def close(self) -> None:
-        self._mm = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_mm"] = None
-        return state
-
-    def __repr__(self) -> str:
-        return f"DMSource({self._layout.path!r}, shape={self.shape}, dtype={self.dtype})"
 
 
 class DMReader(Reader):

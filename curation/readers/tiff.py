@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptSourceError, SourceError
-from .base import HeaderMetadata, Reader, Source, normalize_region, require_file
+from .base import HeaderMetadata, LayoutSource, Reader, require_file
 from .vendor import as_float, fei_info, jsonable, length_nm, unit_kind, zeiss_info
 
 SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
@@ -471,54 +471,10 @@ def _dm_tags_voxel(tags: Any, is_stack: bool, notes: list[str]) -> list[float | 
 # --- the source ----------------------------------------------------------------------------------
 
 
-class TiffSource(Source):
+class TiffSource(LayoutSource):
     """The first series of a TIFF file as a (z, y, x) volume."""
 
     reader = "tiff"
-
-    def __init__(self, layout: TiffLayout, header: HeaderMetadata) -> None:
-        self._layout = layout
-        self._header = header
-        self._handle: Any = None
-
-    @property
-    def layout(self) -> TiffLayout:
-        return self._layout
-
-    @property
-    def paths(self) -> list[Path]:
-        return [Path(self._layout.path)]
-
-    @property
-    def header(self) -> HeaderMetadata:
-        return self._header
-
-    def read(self, region: tuple[slice, slice, slice]) -> np.ndarray:
-        region = normalize_region(region, self.shape)
-        if self._handle is None:
-            self._handle = self._layout.open()
-        return self._layout.read(self._handle, region)
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._layout.close(self._handle)
-            self._handle = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_handle"] = None
-        return state
-
-    def __del__(self) -> None:
-        # a zarr handle holds an open file; release it with the source (finalisers
-        # cannot report errors, and a failed close loses nothing)
-        try:
-            self.close()
-        except Exception:  # noqa: S110
-            pass
-
-    def __repr__(self) -> str:
-        return f"TiffSource({self._layout.path!r}, shape={self.shape}, dtype={self.dtype})"
 
 
 class TiffReader(Reader):
