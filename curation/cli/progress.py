@@ -18,18 +18,22 @@ def progress_bar(description: str, enabled: bool | None = None) -> Iterator[Any]
         yield None
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
+    # speed and ETA come from the event: they leave out shards finished by an earlier,
+    # interrupted run, which rich's own columns would count as instant progress
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                  transient=False) as bar:
-        task = bar.add_task(description, total=None)
+                  TextColumn("{task.fields[speed]}"), TextColumn("{task.fields[eta]}"),
+                  console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(description, total=None, speed="", eta="")
 
         def update(ev: Any) -> None:
             if ev.stage == "write":
+                eta = ev.eta_s
                 bar.update(task, total=ev.total_bytes, completed=ev.done_bytes,
-                           description=f"{description}: {ev.done_units}/{ev.total_units} shards")
+                           description=f"{description}: {ev.done_units}/{ev.total_units} shards",
+                           speed=f"{ev.rate / 1e6:.0f} MB/s",
+                           eta="" if eta is None else f"ETA {int(eta // 60)}:{int(eta % 60):02d}")
             elif ev.stage == "save":
                 bar.update(task, description=f"{description}: saving with DataLad")
 
