@@ -38,27 +38,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from curation.testing import write_metadata
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-METADATA = """\
-schema_version: "1.0.0"
-study:
-  title: Benchmark volume
-  description: Generated EM-like volume for the ingest benchmark.
-  license: CC0-1.0
-  authors:
-    - {given_name: Bench, family_name: Mark, affiliation: Curation, country: GB}
-biosample:
-  organism: {scientific_name: Mus musculus, ncbi_taxon: 10090}
-acquisition:
-  technique: FIB-SEM
-image_data:
-  voxel_size:
-    z: {value: 8, unit: nm}
-    y: {value: 8, unit: nm}
-    x: {value: 8, unit: nm}
-"""
 
 
 def generate(folder: Path, size_gb: float, dtype: str, seed: int = 0) -> tuple[int, int, int]:
@@ -178,7 +162,7 @@ def bench_one(size_gb: float, dtype: str, work: Path, threads: int) -> dict:
     gen_s = time.perf_counter() - t
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     md = work / "metadata.yaml"
-    md.write_text(METADATA)
+    write_metadata(md, {"z": 8, "y": 8, "x": 8})
     row = {"size_gb": size_gb, "dtype": dtype, "shape": shape, "bytes": nbytes, "generate_s": round(gen_s, 1)}
 
     arch = work / "archive"

@@ -83,6 +83,3 @@ def _field(r: Result, key: str) -> Any:
         return getattr(r, key)
     return r.data.get(key)
 
-
-def any_failed(results: Iterable[Result]) -> bool:
-    return any(r.failed for r in results)

@@ -149,8 +149,6 @@ def versions(archive: Archive, name: str, layer: str | None = None) -> list[Labe
     return sorted(out, key=lambda v: (v.layer, v.version))
 
 
-def layer_names(archive: Archive, name: str) -> list[str]:
-    return sorted({v.layer for v in versions(archive, name)})
 
 
 def _known(archive: Archive, name: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .writer import PARTIAL_SUFFIX, ShardRecord
+from .writer import ShardRecord
 
 
 @dataclass(frozen=True, order=True)
@@ -85,10 +85,3 @@ def read_tsv(path: Path) -> list[Entry]:
             out.append(Entry(p, int(size), digest))
     return out
 
-
-def partial_files(root: Path) -> list[str]:
-    base = Path(root)
-    return sorted(
-        (Path(d) / f).relative_to(base).as_posix()
-        for d, _dirs, files in os.walk(base) for f in files if f.endswith(PARTIAL_SUFFIX)
-    )

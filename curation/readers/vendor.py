@@ -156,10 +156,6 @@ def _date(year: int, month: int, day: int) -> _dt.date | None:
         return None
 
 
-def parse_mdy(text: Any) -> _dt.date | None:
-    """'06/13/2016' (month/day/year, as FEI and US-locale Gatan write) → date."""
-    m = re.fullmatch(r"\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*", str(text))
-    return _date(int(m[3]), int(m[1]), int(m[2])) if m else None
 
 
 def parse_dmy(text: Any) -> _dt.date | None:

@@ -20,8 +20,6 @@ import contextlib
 import json
 import os
 import socket
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -248,9 +246,3 @@ def acquisition_log(path: Path | str, name: str, limit: int | None = None) -> li
                       dataset=name, tags=tags.get(c["commit"], []), **c))
     return out
 
-
-def sys_info() -> dict[str, Any]:
-    import platform
-
-    return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "host": socket.gethostname(), "time": time.time()}

@@ -4,6 +4,7 @@ Used by curation's own tests and benchmarks, and available to anyone writing a r
 or a pipeline step against curation.
 """
 
+from .metadata import minimal_metadata, write_metadata
 from .sources import ArraySource, FlakySource, em_like_volume
 
-__all__ = ["ArraySource", "FlakySource", "em_like_volume"]
+__all__ = ["ArraySource", "FlakySource", "em_like_volume", "minimal_metadata", "write_metadata"]

@@ -14,15 +14,9 @@ import pytest
 import tifffile
 import yaml
 
+from curation.testing import minimal_metadata, write_metadata
+
 CURATE = str(Path(sys.executable).parent / "curate")
-MD = {
-    "schema_version": "1.0.0",
-    "study": {"title": "CLI test", "description": "A CLI test volume.", "license": "CC-BY-4.0",
-              "authors": [{"given_name": "Ada", "family_name": "Lovelace", "orcid": "0000-0002-1825-0097"}]},
-    "biosample": {"organism": {"scientific_name": "Mus musculus", "ncbi_taxon": 10090}},
-    "acquisition": {"technique": "FIB-SEM"},
-    "image_data": {"voxel_size": {ax: {"value": 8, "unit": "nm"} for ax in "zyx"}},
-}
 
 
 def curate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -37,7 +31,7 @@ def archive(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli")
     vol = (np.arange(6 * 40 * 50) % 251).astype(np.uint8).reshape(6, 40, 50)
     tifffile.imwrite(base / "vol.tif", vol)
-    (base / "m.yaml").write_text(yaml.safe_dump(MD))
+    write_metadata(base / "m.yaml", {"z": 8, "y": 8, "x": 8})
     r = curate("init", str(base / "arch"), "--title", "CLI archive")
     assert r.returncode == 0, r.stderr
     r = curate("ingest", str(base / "arch"), str(base / "vol.tif"), "--metadata", str(base / "m.yaml"), "--json")
@@ -85,7 +79,9 @@ def test_errors_are_one_line_and_exit_nonzero(archive):
 def test_metadata_template_and_check(tmp_path):
     r = curate("metadata", "template", "--technique", "SBF-SEM")
     assert r.returncode == 0 and "voxel_size" in r.stdout and "#" in r.stdout
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**MD, "study": {**MD["study"], "license": "nope"}}))
+    doc = minimal_metadata({"z": 8, "y": 8, "x": 8})
+    doc["study"]["license"] = "nope"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(doc))
     r = curate("metadata", "check", str(tmp_path / "bad.yaml"), "--json")
     assert r.returncode == 1
     rows = json.loads(r.stdout)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np

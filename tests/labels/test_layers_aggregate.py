@@ -34,29 +34,9 @@ from curation.repository import datalad_ops as dlo
 from curation.repository.archive import init_archive, open_archive
 from curation.repository.ingest import IngestOptions, ingest
 from curation.repository.verify import verify
+from curation.testing import write_metadata
 
 N_SLICES = 8
-METADATA = """\
-schema_version: "1.0.0"
-study:
-  title: Generated FIB-SEM volume
-  description: Nuclei drawn by volunteers.
-  license: CC0-1.0
-  authors:
-    - given_name: Ada
-      family_name: Byron
-biosample:
-  organism:
-    scientific_name: Homo sapiens
-    ncbi_taxon: 9606
-acquisition:
-  technique: FIB-SEM
-image_data:
-  voxel_size:
-    z: {value: 10, unit: nm}
-    y: {value: 10, unit: nm}
-    x: {value: 10, unit: nm}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +48,7 @@ def small(tmp_path_factory) -> dict:
     truth[: len(SLICES)] = np.stack([truth_region(z) for z in SLICES])
     volume = (rng.normal(120, 10, truth.shape) + 60 * truth).clip(0, 255).astype(np.uint8)
     tifffile.imwrite(tmp / "cells.tif", volume)
-    (tmp / "cells.yaml").write_text(METADATA)
+    write_metadata(tmp / "cells.yaml", {"z": 10, "y": 10, "x": 10})
     root = tmp / "archive"
     init_archive(root)
     ingest(root, [tmp / "cells.tif"], tmp / "cells.yaml", name="cells",
@@ -357,6 +337,7 @@ def test_region_prediction_and_dirty_labels(small, tmp_path):
     r = write_label_version(archive, "cells", "pred", _BoxPrediction((N_SLICES, *SHAPE), box), kind="prediction",
                             annotated={"regions": regions}, label_values=[0, 1], names={1: "nucleus"},
                             extra_attrs={"model": {"name": "unet-test"}}, extra_provenance={"model": {"weights": "none"}})
+    assert r.status.value == "ok" and r.data["kind"] == "prediction"
     level0 = root / "acquisitions/cells/cells.ome.zarr/labels/pred_v1/0/c"
     stored = sorted(p.relative_to(level0).as_posix() for p in level0.rglob("*") if p.is_file() or p.is_symlink())
     assert stored == ["0/0/0", "1/0/0"]  # the box covers 2 of 16 level-0 shards (z 0-3, y/x 0-63)

@@ -28,30 +28,10 @@ from curation.repository import datalad_ops as dlo
 from curation.repository.archive import init_archive, open_archive
 from curation.repository.ingest import ingest
 from curation.repository.verify import verify
+from curation.testing import write_metadata
 
 pytestmark = pytest.mark.shared_data
 
-METADATA = """\
-schema_version: "1.0.0"
-study:
-  title: SBF-SEM of mitochondria
-  description: Twenty slices with mitochondria traced by hand.
-  license: CC0-1.0
-  authors:
-    - given_name: Ada
-      family_name: Byron
-biosample:
-  organism:
-    scientific_name: Homo sapiens
-    ncbi_taxon: 9606
-acquisition:
-  technique: SBF-SEM
-image_data:
-  voxel_size:
-    z: {value: 40, unit: nm}
-    y: {value: 5.9, unit: nm}
-    x: {value: 5.9, unit: nm}
-"""
 V2_FILES = [f"mitos_3D.{i:03d}.png" for i in range(13, 18)]  # image slices 3..7
 
 
@@ -66,7 +46,7 @@ def sbem(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("layers")
     root = tmp / "archive"
     md = tmp / "sbem.yaml"
-    md.write_text(METADATA)
+    write_metadata(md, {"z": 40, "y": 5.9, "x": 5.9}, technique="SBF-SEM")
     init_archive(root)
     ingest(root, [shared_data / "sbem-mito" / "images"], md, name="sbem")
     v1 = import_labels(root, "sbem", "mito", shared_data / "sbem-mito" / "labels", slices=list(range(20)),

@@ -13,7 +13,7 @@ def test_zarr_reads_our_shards(tmp_path, dtype):
     data = (rng.random(shape) * 200).astype(dtype)
     data[:16, :32, :32] = 0  # a whole shard of fill value: no file
     data[16:24, 32:48, :16] = 0  # one empty inner chunk inside a shard
-    arr = zarr.create_array(str(tmp_path / "a.zarr"), shape=shape, dtype=dtype, chunks=chunks, shards=shards,
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=shape, dtype=dtype, chunks=chunks, shards=shards,
                             compressors=[ZstdCodec(level=3)], fill_value=0)
     for i in range(0, shape[0], shards[0]):
         for j in range(0, shape[1], shards[1]):

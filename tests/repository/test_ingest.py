@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,32 +27,7 @@ from curation.repository import datalad_ops as dlo
 from curation.repository.archive import init_archive, open_archive, show_acquisition
 from curation.repository.ingest import ingest
 from curation.repository.verify import verify
-from curation.testing import em_like_volume
-
-BASE_METADATA = {
-    "schema_version": "1.0.0",
-    "study": {
-        "title": "Test acquisition",
-        "description": "A volume used by curation's tests.",
-        "license": "CC-BY-4.0",
-        "authors": [{"given_name": "Josiah", "family_name": "Carberry", "orcid": "0000-0002-1825-0097",
-                     "affiliation": "Brown University", "country": "US"}],
-    },
-    "biosample": {"organism": {"scientific_name": "Mus musculus", "ncbi_taxon": 10090}},
-    "acquisition": {"technique": "FIB-SEM"},
-}
-
-
-def write_metadata(path: Path, voxel: dict | None = None, **image_data) -> Path:
-    doc = json.loads(json.dumps(BASE_METADATA))
-    img = dict(image_data)
-    if voxel:
-        img["voxel_size"] = {ax: {"value": v, "unit": "nm"} for ax, v in voxel.items()}
-    if img:
-        doc["image_data"] = img
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
+from curation.testing import em_like_volume, write_metadata
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):

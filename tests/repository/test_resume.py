@@ -14,15 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import yaml
 
 from curation.repository import datalad_ops as dlo
 from curation.repository.archive import init_archive
 from curation.repository.ingest import IngestOptions, ingest
 from curation.repository.verify import verify
-from curation.testing import em_like_volume
-
-from .test_ingest import BASE_METADATA
+from curation.testing import em_like_volume, write_metadata
 
 SMALL = {"chunk": "8,32,32", "shard": "8,64,64"}
 
@@ -40,10 +37,7 @@ def stack(tmp_path_factory):
     folder.mkdir()
     for z in range(vol.shape[0]):
         tifffile.imwrite(folder / f"z{z:03d}.tif", vol[z])
-    doc = dict(BASE_METADATA)
-    doc["image_data"] = {"voxel_size": {ax: {"value": 8, "unit": "nm"} for ax in "zyx"}}
-    md = base / "m.yaml"
-    md.write_text(yaml.safe_dump(doc))
+    md = write_metadata(base / "m.yaml", {"z": 8, "y": 8, "x": 8})
     return folder, md, vol
 
 
