@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from .errors import CurationError
+from .errors import EngineError
 
 #: memory a task holds per byte of shard: it streams the shard by slabs of chunk rows
 #: (an eighth of a 512-deep shard), and keeps the downsampled piece (a quarter at most)
@@ -34,9 +34,6 @@ _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb":
           "mib": 1024**2, "g": 1024**3, "gb": 1000**3, "gib": 1024**3, "t": 1024**4,
           "tb": 1000**4, "tib": 1024**4}
 
-
-class EngineError(CurationError, RuntimeError):
-    """The Dask cluster could not be started or reached."""
 
 
 def parse_bytes(text: str | int | None) -> int | None:

@@ -82,6 +82,18 @@ class OptionError(CurationError, ValueError):
     """A command option has a value that cannot work (a shard shape, a memory size ...)."""
 
 
+class EngineError(CurationError, RuntimeError):
+    """The Dask cluster could not be started or reached."""
+
+
+class PipelineError(CurationError, ValueError):
+    """A pipeline definition is invalid."""
+
+
+class PhantomSpecError(CurationError, ValueError):
+    """A phantom specification cannot be generated (bad shape, sizes or density)."""
+
+
 # --- metadata -------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ def command():
 @handle_errors
 def push_cmd(archive, to, sibling, alias, wait, as_json):
     """Push ARCHIVE, every acquisition and all content to a RIA store."""
-    from ..archive import push
+    from ..repository.preservation import push
 
     def text(r):
         line = f"{r.status.value:10} {r.message}"
@@ -37,6 +37,6 @@ def push_cmd(archive, to, sibling, alias, wait, as_json):
 @handle_errors
 def restore_cmd(url, dest, as_json):
     """Clone an archive from a RIA store into DEST and get all its content."""
-    from ..archive import restore
+    from ..repository.preservation import restore
 
     render(restore(url, dest), as_json, text=lambda r: f"{r.message}\n  check it with: curate verify {r.path}")

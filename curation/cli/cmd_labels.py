@@ -103,7 +103,7 @@ def import_(archive, name, source, layer, slices, kind, note, creator, names, pa
 def aggregate(archive, name, annotations, layer, method, band_width_nm, polyline_mode, width_px, note, creator,
               names, parents, scheduler, wait, as_json):
     """Store the consensus of volunteer ANNOTATIONS (annotator mask folders or polylines)."""
-    from ..labels.aggregate_cmd import aggregate_labels
+    from ..labels.aggregation import aggregate_labels
     from ..labels.store import WriteOptions
 
     records = aggregate_labels(archive, name, layer, annotations, method=method, band_width_nm=band_width_nm,

@@ -46,7 +46,7 @@ def _text(r) -> str:
 @handle_errors
 def command(archive, name, fmt, out, labels, empiar_schema, experiment_type, doi, publisher, as_json):
     """Write acquisition NAME of ARCHIVE as a deposition package into --out."""
-    from ..archive import package
+    from ..packaging import package
 
     records = package(archive, name, fmt.lower(), out, labels=_labels(labels), empiar_schema=empiar_schema,
                       experiment_type=experiment_type, doi=doi, publisher=publisher)

@@ -98,7 +98,7 @@ def run_step(step: Step, i: int, plan: Pipeline, archive: Path, root: Path, phan
 
         return verify(archive, name)
     if step.kind == "package":
-        from ..archive import package
+        from ..packaging import package
 
         fmt = p.get("format", "empiar")
         return package(archive, name, fmt, root / p.get("out", f"deposit-{fmt}"))

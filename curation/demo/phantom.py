@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.errors import AlreadyExistsError, CurationError
+from curation.errors import AlreadyExistsError, PhantomSpecError
 
 # --- physical constants of the phantom (nanometres) -----------------------------------
 
@@ -80,9 +80,6 @@ READ_NOISE_ELECTRONS = 2.0
 GREY_CYTOPLASM = 150.0  # expected display grey of plain cytoplasm
 GREY_SATURATED = 25.0  # expected display grey of stain 0.95
 
-
-class PhantomSpecError(CurationError, ValueError):
-    """A phantom specification cannot be generated (bad shape, sizes or density)."""
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import CurationError
+from ..errors import PipelineError
 
 STEP_KINDS = ("ingest", "labels-import", "labels-diff", "verify", "package")
 
-
-class PipelineError(CurationError, ValueError):
-    """A pipeline definition is invalid."""
 
 
 class PhantomConfig(BaseModel):

@@ -8,7 +8,7 @@ _LAZY = {
     "read_label_version": "layers",
     "parse_address": "layers",
     "diff_labels": "diff",
-    "aggregate_labels": "aggregate_cmd",
+    "aggregate_labels": "aggregation",
     "write_label_version": "store",
     "PlaneSource": "store",
     "WriteOptions": "store",

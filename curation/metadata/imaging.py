@@ -8,7 +8,7 @@ from enum import Enum
 from pydantic import Field
 
 from curation.metadata.base import MetadataModel, Text
-from curation.readers.base import to_nm
+from curation.units import to_nm
 
 
 class Technique(str, Enum):

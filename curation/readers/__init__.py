@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import SourceError, UnsupportedSourceError
-from .base import UNIT_TO_NM, HeaderMetadata, Reader, Source, normalize_region, require_file, to_nm
+from ..units import UNIT_TO_NM, to_nm
+from .base import HeaderMetadata, Reader, Source, normalize_region, require_file
 from .bioio_reader import BioioReader, BioioSource
 from .dm import DMReader, DMSource
 from .stack import PngReader, StackReader, StackSource, open_folder, open_stack

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import UNIT_TO_NM
+from ..units import UNIT_TO_NM
 
 # --- units ------------------------------------------------------------------------------
 

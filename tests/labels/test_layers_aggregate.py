@@ -24,7 +24,7 @@ from test_consensus import BAD, GOOD, SHAPE, SLICES, draw_annotator, truth_regio
 from curation.cli.main import cli
 from curation.errors import CurationError, ImmutableError, InvalidNameError, LabelError, NotFoundError
 from curation.labels import layers as L
-from curation.labels.aggregate_cmd import aggregate_labels
+from curation.labels.aggregation import aggregate_labels
 from curation.labels.consensus import dice
 from curation.labels.importer import import_labels
 from curation.labels.polylines import envelope_band

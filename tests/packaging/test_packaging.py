@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curation.archive import package
+from curation.packaging import package
 from curation.errors import CurationError, InvalidNameError, NotFoundError, PackagingError
 from curation.repository.archive import init_archive
 from curation.repository.ingest import IngestOptions, ingest
@@ -150,7 +150,7 @@ def empiar_package(archive, shared_data):
 def test_empiar_json_validates_against_official_schema(empiar_package, shared_data):
     import jsonschema
 
-    from curation.archive.empiar import check_deposition
+    from curation.packaging.empiar import check_deposition
 
     out, res = empiar_package
     doc = json.loads((out / "empiar_deposition.json").read_text())
@@ -329,7 +329,7 @@ def test_label_and_acquisition_names_cannot_escape(archive, tmp_path):
 
 
 def test_safe_join_refuses_escapes(tmp_path):
-    from curation.archive.export_common import safe_join
+    from curation.packaging.export_common import safe_join
 
     assert safe_join(tmp_path, "data/raw/a.tif") == tmp_path / "data" / "raw" / "a.tif"
     for bad in ("../x", "/abs/x", "data/../../x", "", "a//b", "C:/x"):
@@ -341,7 +341,7 @@ def test_safe_join_refuses_escapes(tmp_path):
 
 
 def test_symlink_out_of_archive_is_refused(tmp_path):
-    from curation.archive.export_common import copy_tree
+    from curation.packaging.export_common import copy_tree
 
     src = tmp_path / "src"
     src.mkdir()
@@ -438,7 +438,7 @@ def test_rocrate_with_chosen_labels_rewrites_listing(archive, tmp_path):
 
 
 def test_datacite_mandatory_fields(archive, tmp_path):
-    from curation.archive.datacite import check_datacite
+    from curation.packaging.datacite import check_datacite
 
     out = tmp_path / "dc"
     res = package(archive["root"], "sbem", "datacite", out, doi="https://doi.org/10.5281/zenodo.1234567")
@@ -471,7 +471,7 @@ def test_datacite_mandatory_fields(archive, tmp_path):
 
 
 def test_datacite_check_reports_missing_fields():
-    from curation.archive.datacite import check_datacite
+    from curation.packaging.datacite import check_datacite
 
     problems = check_datacite({"data": {"attributes": {"creators": [], "titles": [], "types": {}}}})
     fields = {p.field for p in problems}
@@ -482,7 +482,7 @@ def test_datacite_check_reports_missing_fields():
 
 
 def test_run_records_share_one_shape(archive):
-    from curation.archive import read_run_records
+    from curation.packaging import read_run_records
 
     acq = archive["root"] / "acquisitions" / "sbem"
     runs = read_run_records(acq, "sbem")
@@ -498,7 +498,7 @@ def test_run_records_share_one_shape(archive):
 
 
 def test_run_records_of_future_runs_join_unchanged(tmp_path):
-    from curation.archive.runrecords import read_run_records
+    from curation.packaging.runrecords import read_run_records
 
     acq = tmp_path / "acq"
     (acq / "provenance" / "runs").mkdir(parents=True)
@@ -524,14 +524,14 @@ def test_all_errors_are_curation_errors():
 def _source_with(archive, updates):
     from dataclasses import replace
 
-    from curation.archive.context import load_source
+    from curation.packaging.context import load_source
 
     src = load_source(archive["root"], "sbem")
     return replace(src, metadata=src.metadata.with_fields(updates))
 
 
 def test_empiar_technique_mapping(archive):
-    from curation.archive.empiar import EXPERIMENT_TYPES, metadata_problems
+    from curation.packaging.empiar import EXPERIMENT_TYPES, metadata_problems
 
     assert EXPERIMENT_TYPES == {"SBF-SEM": 4, "FIB-SEM": 5, "ATUM-SEM": 11}
     assert metadata_problems(_source_with(archive, {"acquisition.technique": "FIB-SEM"}), None) == []
@@ -545,7 +545,7 @@ def test_empiar_technique_mapping(archive):
 def test_empiar_release_codes(archive):
     from datetime import date, timedelta
 
-    from curation.archive.empiar import metadata_problems, release_code
+    from curation.packaging.empiar import metadata_problems, release_code
 
     def with_release(policy, when=None):
         rel = {"policy": policy, **({"date": when.isoformat()} if when else {})}
@@ -561,7 +561,7 @@ def test_empiar_release_codes(archive):
 
 
 def test_empiar_names_it_cannot_hold_are_listed_with_missing_fields(archive):
-    from curation.archive.empiar import metadata_problems
+    from curation.packaging.empiar import metadata_problems
 
     src = _source_with(archive, {"study.authors.1.family_name": "O'Brien", "study.citation": None,
                                  "study.principal_investigators.0.country": "AX"})

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from test_packaging import build_archive
 
-from curation.archive import package, push, restore
+from curation.packaging import package
+from curation.repository.preservation import push, restore
 from curation.errors import ArchiveError, InvalidNameError
 from curation.repository.verify import verify
 

@@ -16,7 +16,7 @@ count (``contentSize``, ``fileCount``), never file by file, so millions of chunk
 nothing; the metadata and run-record files. Each run record (ingest, label import,
 aggregation, and any later run in ``provenance/runs/``) becomes one ``CreateAction``
 through one generic converter, :func:`add_run`, fed by the normalised records of
-:mod:`curation.archive.runrecords`: ``instrument`` (the SoftwareApplication that ran),
+:mod:`curation.packaging.runrecords`: ``instrument`` (the SoftwareApplication that ran),
 ``agent``, ``object`` (inputs), ``result`` (outputs), ``startTime``/``endTime``.
 By default every label version is included; ``labels`` narrows the selection.
 """

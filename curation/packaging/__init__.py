@@ -13,8 +13,8 @@ Every format checks everything it needs first and writes nothing when something 
 missing (one :class:`~curation.errors.PackagingError` lists every problem); the package
 is written into a temporary folder beside ``--out`` and renamed into place at the end.
 
-:func:`push` copies the whole archive, with every subdataset and its content, to a
-DataLad RIA store; :func:`restore` clones it back (:mod:`.push`).
+Copies of the whole archive for preservation (DataLad RIA stores) live in
+:mod:`curation.repository.preservation`.
 
 Run records of an acquisition (ingest, label versions, later runs) are read in one
 normalised shape by :func:`read_run_records` (:mod:`.runrecords`).
@@ -27,7 +27,6 @@ from pathlib import Path
 
 from ..errors import PackagingError
 from ..records import Result
-from .push import push, restore
 from .runrecords import RunRecord, read_run_records
 
 FORMATS = ("empiar", "ro-crate", "bagit", "datacite")
@@ -82,4 +81,4 @@ def package(
     return [write_datacite(src, target, doi=doi, publisher=publisher)]
 
 
-__all__ = ["FORMATS", "RunRecord", "package", "push", "read_run_records", "restore"]
+__all__ = ["FORMATS", "RunRecord", "package", "read_run_records"]

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from curation.archive.empiar import format_code, initials, voxel_code
-from curation.archive.empiar_checks import check_deposition, check_official
+from curation.packaging.empiar import format_code, initials, voxel_code
+from curation.packaging.empiar_checks import check_deposition, check_official
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..errors import ArchiveError, InvalidNameError
 from ..records import Result, notneeded, ok
-from ..repository import datalad_ops as dlo
+from . import datalad_ops as dlo
 from ..repository.archive import open_archive
 from ..repository.names import check_name, derive_name
 
