@@ -167,6 +167,18 @@ class IngestInterrupted(ArchiveError):
     """An ingest stopped part way (I/O error, worker lost ...); a re-run resumes it."""
 
 
+class RecordError(ArchiveError, ValueError):
+    """A stored record (provenance, lineage, journal) is unreadable or does not match its model."""
+
+
+class TransactionError(ArchiveError):
+    """An interrupted write could neither be finished nor undone."""
+
+
+class DirtyError(ArchiveError):
+    """An acquisition has uncommitted changes, so what is read is not what is recorded."""
+
+
 class VerificationError(ArchiveError):
     """Stored data does not match its recorded checksums or the NGFF specification."""
 

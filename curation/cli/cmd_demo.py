@@ -16,9 +16,9 @@ def command(directory, shape, seed, pipeline, as_json):
     """Run the whole loop on a generated phantom: ingest, label versions, verify, package."""
     from ..demo.loop import run_demo
     from ..demo.phantom import PhantomSpec
-    from ..demo.pipeline import load_pipeline
+    from ..pipelines import PhantomConfig, load_pipeline
 
-    cfg = load_pipeline(pipeline).phantom
+    cfg = load_pipeline(pipeline).phantom or PhantomConfig()
     shape_zyx = tuple(int(v) for v in shape.split(",")) if shape else tuple(cfg.shape)
     spec = PhantomSpec(shape=shape_zyx, voxel_size_nm=cfg.voxel_size_nm, seed=cfg.seed if seed is None else seed)
     with progress_bar("ingest phantom") as cb:

@@ -35,18 +35,22 @@ def _shape(text):
 def command(archive, sources, metadata, name, scheduler, memory_limit, resume, wait, keep_raw, chunk, shard,
             progress, as_json):
     """Ingest SOURCES (a DM3/DM4 file, a TIFF, or a folder of slices) into ARCHIVE as OME-Zarr."""
-    from ..repository.ingest import IngestOptions, ingest
+    from ..repository.ingest import ingest
+    from ..repository.pyramid import WriteOptions
 
     with progress_bar(f"ingest {name or ''}".strip(), progress) as cb:
-        opts = IngestOptions(scheduler=scheduler, memory_limit=memory_limit, restart=not resume,
-                             lock_timeout=wait, keep_raw=keep_raw, chunk=_shape(chunk), shard=_shape(shard),
-                             progress=cb)
-        records = ingest(archive, list(sources), metadata, name=name, options=opts)
+        opts = WriteOptions(scheduler=scheduler, memory_limit=memory_limit, restart=not resume,
+                            lock_timeout=wait, progress=cb)
+        records = ingest(archive, list(sources), metadata, name=name, keep_raw=keep_raw, chunk=_shape(chunk),
+                         shard=_shape(shard), options=opts)
 
     def text(r):
-        lines = [r.message, f"  commit {r.data['commit']}"]
-        lines += [f"  filled from file header: {f}" for f in r.data["filled"]]
-        lines += [f"  warning: {w}" for w in r.data["warnings"]]
+        if r.action != "ingest":
+            return r.message
+        lines = [r.message, f"  archive commit {r.data.get('archive_commit')}",
+                 f"  dataset commit {r.data.get('dataset_commit')}"]
+        lines += [f"  filled from file header: {f}" for f in r.data.get("filled", [])]
+        lines += [f"  warning: {w}" for w in r.data.get("warnings", [])]
         return "\n".join(lines)
 
     render(records, as_json, text=text, single=True)

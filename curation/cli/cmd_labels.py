@@ -38,7 +38,8 @@ def _options():
         fn = click.option("--wait", type=float, default=0, help="Seconds to wait for another writer's lock.")(fn)
         fn = click.option("--scheduler", help="Dask scheduler address; default: a local cluster.")(fn)
         fn = click.option("--parent", "parents", multiple=True, metavar="LAYER@vN",
-                          help="Parent version(s) (default: the layer's previous version).")(fn)
+                          help="Parent version(s). import: default the layer's latest version, which the new "
+                          "version builds on; aggregate: default none (a consensus stands on its annotations).")(fn)
         fn = click.option("--names", "names", multiple=True, metavar="VALUE=NAME...",
                           help="Name label values: --names 1=mitochondrion 2=ER.")(fn)
         fn = click.option("--creator", help="Who made the labels (default: your git identity).")(fn)
@@ -50,7 +51,10 @@ def _options():
 
 def _write_text(r) -> str:
     d = r.data
-    lines = [r.message, f"  group  {r.path}", f"  tag    {d.get('tag')}", f"  commit {d.get('commit')}"]
+    if r.action == "recover" or "tag" not in d:
+        return r.message
+    lines = [r.message, f"  group          {r.path}", f"  tag            {d.get('tag')}",
+             f"  archive commit {d.get('archive_commit')}", f"  dataset commit {d.get('dataset_commit')}"]
     for s in d.get("annotators", []) or []:
         flag = "  FLAGGED: " + "; ".join(s.get("reasons", [])) if s.get("flagged") else ""
         dice = s.get("dice")
@@ -71,19 +75,29 @@ def command():
 @click.option("--slices", "slices", multiple=True, metavar="Z...",
               help="Image slice of each source slice, in order: --slices 3 7 12 (ranges: 0-19). "
               "Default: from the file names, or all slices.")
+@click.option("--numbering", type=click.Choice(["source", "z", "z1"]),
+              help="How numbers in mask file names map to slices: 'source' matches the image's source file "
+              "with the same number (the default when the image was ingested from numbered slice files), "
+              "'z' reads them as 0-based slice indices, 'z1' as 1-based slice numbers (ImageJ).")
+@click.option("--replace", is_flag=True, help="Start the new version from nothing instead of building on the "
+              "layer's latest version (whose annotated slices are otherwise kept).")
 @click.option("--kind", type=click.Choice(["ground-truth", "prediction", "consensus"]), default="ground-truth",
               show_default=True)
 @_options()
 @json_option
 @handle_errors
-def import_(archive, name, source, layer, slices, kind, note, creator, names, parents, scheduler, wait, as_json):
-    """Import SOURCE (a TIFF stack, a folder of masks, an OME-Zarr label image) as a new version."""
-    from ..labels.importer import import_labels
-    from ..labels.store import WriteOptions
+def import_(archive, name, source, layer, slices, numbering, replace, kind, note, creator, names, parents, scheduler,
+            wait, as_json):
+    """Import SOURCE (a TIFF stack, a folder of masks, an OME-Zarr label image) as a new version.
 
-    records = import_labels(archive, name, layer, source, slices=list(slices) or None, kind=kind, note=note,
-                            creator=creator, names=list(names), parents=list(parents) or None,
-                            options=WriteOptions(scheduler=scheduler, lock_timeout=wait))
+    The new version keeps the annotations of the layer's latest version and adds (or, for
+    a slice given again, replaces) the slices in SOURCE; --replace starts from nothing."""
+    from ..labels.importer import import_labels
+    from ..repository.pyramid import WriteOptions
+
+    records = import_labels(archive, name, layer, source, slices=list(slices) or None, numbering=numbering,
+                            replace=replace, kind=kind, note=note, creator=creator, names=list(names),
+                            parents=list(parents) or None, options=WriteOptions(scheduler=scheduler, lock_timeout=wait))
     render(records, as_json, text=_write_text, single=True)
 
 
@@ -97,17 +111,20 @@ def import_(archive, name, source, layer, slices, kind, note, creator, names, pa
 @click.option("--polyline-mode", type=click.Choice(["fill", "trace"]),
               help="majority/staple on polylines: fill the outlines (default) or draw the traces.")
 @click.option("--width-px", type=float, help="Trace width in pixels for --polyline-mode trace.")
+@click.option("--numbering", type=click.Choice(["source", "z", "z1"]),
+              help="How numbers in mask file names map to slices (as for labels import).")
 @_options()
 @json_option
 @handle_errors
-def aggregate(archive, name, annotations, layer, method, band_width_nm, polyline_mode, width_px, note, creator,
-              names, parents, scheduler, wait, as_json):
+def aggregate(archive, name, annotations, layer, method, band_width_nm, polyline_mode, width_px, numbering, note,
+              creator, names, parents, scheduler, wait, as_json):
     """Store the consensus of volunteer ANNOTATIONS (annotator mask folders or polylines)."""
     from ..labels.aggregation import aggregate_labels
-    from ..labels.store import WriteOptions
+    from ..repository.pyramid import WriteOptions
 
     records = aggregate_labels(archive, name, layer, annotations, method=method, band_width_nm=band_width_nm,
-                               polyline_mode=polyline_mode, width_px=width_px, note=note, creator=creator,
+                               polyline_mode=polyline_mode, width_px=width_px, numbering=numbering, note=note,
+                               creator=creator,
                                names=list(names), parents=list(parents) or None,
                                options=WriteOptions(scheduler=scheduler, lock_timeout=wait))
     render(records, as_json, text=_write_text, single=True)
@@ -132,9 +149,11 @@ def _show_text(r) -> str:
     d = r.data
     lines = [f"{d['address']}  ({d['path']})"]
     for key in ("kind", "creator", "created", "parents", "note", "dtype", "unlabeled_value", "shape", "levels",
-                "provenance", "commit", "dataset_commit"):
+                "provenance", "archive_commit", "dataset_commit"):
         lines.append(f"  {key:16} {d.get(key)}")
-    lines.append(f"  {'annotated':16} {len(d['annotated_slices'])} slice(s): {d['annotated_slices']}")
+    lines.append(f"  {'annotated':16} {len(d['annotated_slices'])} slice(s):")
+    for s in d["annotated_sources"]:
+        lines.append(f"    z {s['z']:<6}" + (f" {s['source']}" if s["source"] else ""))
     if d["annotated"].get("regions"):
         lines.append(f"  {'regions':16} {d['annotated']['regions']}")
     names = d.get("label_names", {})
@@ -143,8 +162,10 @@ def _show_text(r) -> str:
     for a in d["ancestry"]:
         lines.append(f"  ancestor         {a['address']} {a.get('kind') or ''}")
     lines.append(f"  {'tags':16} {sorted(set(d['tags'].get('dataset', []) + d['tags'].get('archive', [])))}")
-    for s in d["lineage"].get("annotators", []) or []:
-        lines.append(f"  annotator        {s['annotator']:20} Dice {s.get('dice')}"
+    consensus = d["lineage"].get("consensus") or {}
+    for s in consensus.get("annotators", []):
+        dice = s.get("dice")
+        lines.append(f"  annotator        {s['annotator']:20} Dice {'-' if dice is None else f'{dice:.3f}'}"
                      + ("  FLAGGED" if s.get("flagged") else ""))
     return "\n".join(lines)
 

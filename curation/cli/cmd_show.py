@@ -7,8 +7,12 @@ def _text(r) -> str:
     d = r.data
     lines = [f"{d['name']}  ({d['path']})"]
     for key in ("title", "technique", "organism", "shape", "dtype", "voxel_size_nm", "levels", "chunk",
-                "shard", "n_files", "stored_bytes", "reader", "tree_sha256", "ingested", "commit"):
-        lines.append(f"  {key:14} {d.get(key)}")
+                "shard", "n_files", "stored_bytes", "reader", "tree_sha256", "ingested", "dataset_commit",
+                "archive_commit"):
+        value = d.get(key)
+        if key == "voxel_size_nm" and value:
+            value = " x ".join(f"{v:.6g}" for v in value)
+        lines.append(f"  {key:14} {value}")
     lines.append(f"  {'image':14} {d['image']}")
     if d["labels"]:
         lines.append("  labels:")
@@ -25,7 +29,7 @@ def _text(r) -> str:
 @json_option
 @handle_errors
 def command(archive, name, as_json):
-    """Describe acquisition NAME: image, scale, labels, commit."""
+    """Describe acquisition NAME: image, scale, labels, commits."""
     from ..repository.archive import show_acquisition
 
     render(show_acquisition(archive, name), as_json, text=_text, single=True)

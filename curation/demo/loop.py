@@ -1,40 +1,34 @@
 """The whole curation loop on a generated phantom, as `curate demo` runs it.
 
-The steps come from a declarative pipeline (``pipelines/demo.yaml`` by default):
+The steps come from a declarative pipeline (``pipelines/demo.yaml`` by default), run by
+:mod:`curation.pipelines`:
 
 1. generate an 8 nm FIB-SEM-like phantom as a folder of TIFF slices with its metadata;
 2. check the metadata, create an archive, ingest the phantom as OME-Zarr;
 3. import the nuclear-envelope ground truth of a few slices as ``envelope@v1``, then two
-   more slices as ``envelope@v2`` (lineage: v2's parent is v1), and diff the versions;
-4. verify the archive (checksums, NGFF, git-annex);
+   more slices as ``envelope@v2`` (which keeps v1's slices), and diff the versions;
+4. verify the archive (checksums, tracked files, NGFF, git-annex);
 5. package the acquisition for EMPIAR and as an RO-Crate.
+
+All or nothing: the folder is marked incomplete while the demo runs and removed when a
+step fails; a folder left marked by a killed demo is cleared by the next one.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import AlreadyExistsError
+from ..omezarr.writer import remove_tree
+from ..pipelines import RunContext, load_pipeline, run_pipeline
 from ..records import Result, ok
-from .phantom import Phantom, PhantomSpec, write_phantom
-from .pipeline import Pipeline, PipelineError, Step, load_pipeline
+from .phantom import PhantomSpec, write_phantom
 
-
-def _gt_subset(phantom: Phantom, which: str, slices: list[int], dest: Path) -> Path:
-    """A folder holding the ground-truth masks of ``slices`` (indices from file names)."""
-    files = sorted((phantom.ground_truth_dir / which).glob("*.tif"))
-    bad = [z for z in slices if not 0 <= z < len(files)]
-    if bad:
-        raise PipelineError("ground-truth slices outside the phantom", field="labels-import.slices",
-                            expected=f"0..{len(files) - 1}", found=bad)
-    dest.mkdir(parents=True)
-    for z in slices:
-        shutil.copy2(files[z], dest / files[z].name)
-    return dest
+#: present while a demo is being written into the folder
+INCOMPLETE = ".curation-demo-incomplete"
 
 
 def run_demo(directory: Path | str, spec: PhantomSpec | None = None, *, pipeline: Path | str | None = None,
@@ -44,62 +38,52 @@ def run_demo(directory: Path | str, spec: PhantomSpec | None = None, *, pipeline
 
     plan = load_pipeline(pipeline)
     root = Path(directory).resolve()
-    if root.exists() and any(root.iterdir()):
-        raise AlreadyExistsError("the demo folder is not empty", path=root,
-                                 expected="a new or empty folder", hint="remove it or choose another folder")
-    spec = spec or PhantomSpec(shape=tuple(plan.phantom.shape), voxel_size_nm=plan.phantom.voxel_size_nm,
-                               seed=plan.phantom.seed)
     out: list[Result] = []
-    if subprocess.run(["git", "var", "GIT_AUTHOR_IDENT"], capture_output=True).returncode != 0:
-        # a fresh machine without a git identity: the throwaway demo archive commits as the demo
-        for var, value in (("GIT_AUTHOR_NAME", "Curation Demo"), ("GIT_COMMITTER_NAME", "Curation Demo"),
-                           ("GIT_AUTHOR_EMAIL", "demo@curation.invalid"),
-                           ("GIT_COMMITTER_EMAIL", "demo@curation.invalid")):
-            os.environ.setdefault(var, value)
-        out.append(ok("demo-identity", None, "no git identity is configured; the demo commits as "
-                      "'Curation Demo <demo@curation.invalid>' (set yours with git config --global user.name/.email)"))
-    phantom = write_phantom(root / "acquisition", spec)
-    out.append(ok("demo-phantom", phantom.images_dir,
-                  f"generated a {spec.shape} phantom at {spec.voxel_size_nm:g} nm: {phantom.n_pores} nuclear pores "
-                  f"on {phantom.envelope_area_um2:.2f} um2 of envelope", n_pores=phantom.n_pores))
-    out += check_metadata(phantom.metadata_path)
-    archive = root / "archive"
-    out += init_archive(archive, title="Demo archive: phantom FIB-SEM of a mouse neuron")
-    for i, step in enumerate(plan.steps):
-        out += run_step(step, i, plan, archive, root, phantom, progress)
+    if root.exists() and any(root.iterdir()):
+        if not (root / INCOMPLETE).exists():
+            raise AlreadyExistsError("the demo folder is not empty", path=root, expected="a new or empty folder",
+                                     hint="remove it or choose another folder")
+        remove_tree(root)
+        out.append(ok("demo-cleanup", root, "removed an incomplete demo left by an interrupted run"))
+    cfg = plan.phantom
+    spec = spec or PhantomSpec(shape=tuple(cfg.shape), voxel_size_nm=cfg.voxel_size_nm, seed=cfg.seed) if cfg \
+        else spec or PhantomSpec()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / INCOMPLETE).write_text("a curate demo is being written here; a new `curate demo` clears it\n")
+    try:
+        if subprocess.run(["git", "var", "GIT_AUTHOR_IDENT"], capture_output=True).returncode != 0:
+            # a fresh machine without a git identity: the throwaway demo archive commits as the demo
+            for var, value in (("GIT_AUTHOR_NAME", "Curation Demo"), ("GIT_COMMITTER_NAME", "Curation Demo"),
+                               ("GIT_AUTHOR_EMAIL", "demo@curation.invalid"),
+                               ("GIT_COMMITTER_EMAIL", "demo@curation.invalid")):
+                os.environ.setdefault(var, value)
+            out.append(ok("demo-identity", None, "no git identity is configured; the demo commits as 'Curation "
+                          "Demo <demo@curation.invalid>' (set yours with git config --global user.name/.email)"))
+        phantom = write_phantom(root / "acquisition", spec)
+        out.append(ok("demo-phantom", phantom.images_dir,
+                      f"generated a {spec.shape} phantom at {spec.voxel_size_nm:g} nm: {phantom.n_pores} nuclear "
+                      f"pores on {phantom.envelope_area_um2:.2f} um2 of envelope", n_pores=phantom.n_pores))
+        out += check_metadata(phantom.metadata_path)
+        archive = root / "archive"
+        out += init_archive(archive, title="Demo archive: phantom FIB-SEM of a mouse neuron")
+        ctx = RunContext(archive=archive, acquisition=plan.acquisition, workdir=root,
+                         base=Path(pipeline).resolve().parent if pipeline else root, phantom=phantom,
+                         progress=progress)
+        out += run_pipeline(plan, ctx)
+        if any(r.failed for r in out):
+            raise _Failed(out)
+    except _Failed:
+        remove_tree(root)
+        return out
+    except BaseException:
+        remove_tree(root)
+        raise
+    (root / INCOMPLETE).unlink()
     out.append(ok("demo", root, f"demo complete: archive in {archive}, deposits in {root}", archive=str(archive),
                   pipeline=plan.pipeline))
     return out
 
 
-def run_step(step: Step, i: int, plan: Pipeline, archive: Path, root: Path, phantom: Phantom,
-             progress: Callable | None) -> list[Result]:
-    """One pipeline step: one library call."""
-    p = step.params
-    name = plan.acquisition
-    if step.kind == "ingest":
-        from ..repository.ingest import IngestOptions, ingest
-
-        return ingest(archive, [phantom.images_dir], phantom.metadata_path, name=name,
-                      options=IngestOptions(progress=progress))
-    if step.kind == "labels-import":
-        from ..labels.importer import import_labels
-
-        folder = _gt_subset(phantom, p.get("ground_truth", "envelope"), list(p["slices"]), root / f"gt-step{i}")
-        names = {int(k): str(v) for k, v in (p.get("names") or {}).items()}
-        return import_labels(archive, name, p["layer"], folder, kind=p.get("kind", "ground-truth"),
-                             names=names or None, note=p.get("note", ""))
-    if step.kind == "labels-diff":
-        from ..labels.diff import diff_labels
-
-        return diff_labels(archive, name, p["a"], p["b"])
-    if step.kind == "verify":
-        from ..repository.verify import verify
-
-        return verify(archive, name)
-    if step.kind == "package":
-        from ..packaging import package
-
-        fmt = p.get("format", "empiar")
-        return package(archive, name, fmt, root / p.get("out", f"deposit-{fmt}"))
-    raise PipelineError(f"unknown step kind {step.kind!r}", field=f"steps.{i}")  # pragma: no cover
+class _Failed(Exception):
+    def __init__(self, records: list[Result]) -> None:
+        self.records = records

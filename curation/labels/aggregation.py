@@ -21,19 +21,38 @@ from typing import Any
 import numpy as np
 
 from ..errors import LabelError
+from ..provenance import AggregationDetails, ConsensusSummary, Extent
 from ..records import Result
 from ..repository.archive import now_iso, open_archive
+from ..repository.transaction import file_stamps
 from . import layers as L
-from .store import PlaneSource, WriteOptions, image_geometry, parse_names, smallest_dtype, write_label_version
+from .store import LabelWrite, PlaneSource, WriteOptions, label_transaction, parse_names, smallest_dtype, store_label_version
 
 
-def read_annotations(path: Path | str, n_slices: int, slice_shape: tuple[int, int]):
-    """An AnnotationSet from a folder of annotator folders or a polyline file."""
-    from .annotations import read_mask_folder, read_polylines
+def read_annotations(path: Path | str, n_slices: int, slice_shape: tuple[int, int], *,
+                     image_sources: Sequence[str] | None = None, numbering: str | None = None):
+    """An AnnotationSet from a folder of annotator folders or a polyline file.
+
+    Mask file names are numbered; the numbers map to slices as for ``labels import``
+    (matched to the image's source file numbers when ingest recorded them; see
+    :func:`curation.labels.importer.resolve_slices`). Polyline files give z directly."""
+    from .annotations import AnnotationSet, read_mask_folder, read_polylines
+    from .importer import numbers_to_slices, ranges
 
     path = Path(path)
     if path.is_dir():
-        return read_mask_folder(path, n_slices=n_slices, slice_shape=slice_shape)
+        raw = read_mask_folder(path, n_slices=None, slice_shape=slice_shape)
+        numbers = raw.slices
+        zs, how = numbers_to_slices(numbers, n_slices, image_sources=image_sources, numbering=numbering, path=path,
+                                    files=f"slice numbers {ranges(numbers)}")
+        to_z = dict(zip(numbers, zs))
+        bad = [z for z in zs if not 0 <= z < n_slices]
+        if bad:
+            raise LabelError("annotated slice out of range", path=path, field=f"slice numbers ({how})",
+                             expected=f"0..{n_slices - 1}", found=bad[0])
+        return AnnotationSet(annotators=raw.annotators, slice_shape=raw.slice_shape, kind="masks",
+                             masks={a: {to_z[n]: m for n, m in per.items()} for a, per in raw.masks.items()},
+                             sources=raw.sources, n_slices=n_slices)
     if path.is_file():
         return read_polylines(path, slice_shape=slice_shape, n_slices=n_slices)
     raise LabelError("annotations not found", path=path,
@@ -55,6 +74,7 @@ def aggregate_labels(
     names: Mapping[int, str] | Iterable[str] | None = None,
     parents: Sequence[str] | None = None,
     flag_options: Mapping[str, float] | None = None,
+    numbering: str | None = None,
     options: WriteOptions | None = None,
 ) -> list[Result]:
     """Store the consensus of ``annotations`` as the next version of ``layer``.
@@ -80,13 +100,11 @@ def aggregate_labels(
         raise LabelError("--band-width-nm applies to cria only", field="--band-width-nm",
                          expected="--method cria", found=method)
     label_names = parse_names(names)
-    if parents is not None:
-        parents = [L.resolve(archive, name, p, field="--parent").address for p in parents]
-    geo = image_geometry(archive, name)
-    nz, ny, nx = geo["shape"]
-    pixel_nm = float(geo["voxel_size_nm"][2])
+    view = archive.acquisition(name)
+    nz, ny, nx = view.geometry.shape
+    pixel_nm = float(view.geometry.voxel_size_nm[2])
 
-    aset = read_annotations(annotations, nz, (ny, nx))
+    aset = read_annotations(annotations, nz, (ny, nx), image_sources=view.source_names(), numbering=numbering)
     opts: dict[str, Any] = dict(flag_options or {})
     if method == "cria":
         if band_width_nm is not None:
@@ -105,26 +123,30 @@ def aggregate_labels(
     src = PlaneSource((nz, ny, nx), dtype, res.slices, planes=planes, paths=list(aset.sources))
     summary = res.to_dict()
     stats = summary["annotators"]
-    aggregation = {
-        "method": method,
-        "parameters": summary["parameters"],
-        "input": {"path": str(Path(annotations).resolve()), "format": aset.kind,
-                  "n_annotators": len(aset.annotators), "slices": list(res.slices)},
-        "annotators": stats,
-        "flagged": list(res.flagged),
-    }
+    details = AggregationDetails(
+        method=method, parameters=summary["parameters"],
+        input={"path": str(Path(annotations).resolve()), "format": aset.kind, "n_annotators": len(aset.annotators),
+               "slices": list(res.slices)},
+        annotators=stats, flagged=list(res.flagged))
     values = sorted({int(v) for v in np.unique(labels).tolist()})
-    result = write_label_version(
-        archive, name, layer, src, kind="consensus", parents=parents, annotated={"slices": list(res.slices)},
-        sources=list(aset.sources), note=note, creator=creator, names=label_names, label_values=values,
-        action="labels-aggregate", started=started, options=options,
-        extra_attrs={"annotators": stats, "flagged": list(res.flagged),
-                     "aggregation": {"method": method, "parameters": summary["parameters"]}},
-        extra_provenance={"aggregation": aggregation},
-    )
+    job = {"layer": layer, "annotations": str(Path(annotations).resolve()), "stamps": file_stamps(aset.sources),
+           "method": method, "options": {k: str(v) for k, v in sorted(opts.items())}, "note": note, "creator": creator,
+           "names": {str(k): v for k, v in label_names.items()}, "parents": list(parents or []) or None}
+    with label_transaction(archive, name, "labels-aggregate", job=job, options=options) as (tx, view):
+        if tx.finished is not None:
+            return [*tx.recovered, tx.finished]
+        # a consensus is computed from the annotations alone: it descends from an earlier
+        # version only when --parent says so
+        parent_list = [view.label(p, field="--parent").address for p in parents or []]
+        w = LabelWrite(layer=layer, source=src, annotated=Extent(slices=list(res.slices)), kind="consensus",
+                       parents=parent_list, sources=list(aset.sources), note=note, creator=creator, names=label_names,
+                       label_values=values, action="labels-aggregate", started=started, details=details,
+                       consensus=ConsensusSummary(method=method, parameters=summary["parameters"],
+                                                  annotators=stats, flagged=list(res.flagged)))
+        result = store_label_version(tx, view, w, options)
     data = dict(result.data)
     data.update(method=method, annotators=stats, flagged=list(res.flagged), parameters=summary["parameters"],
                 seconds=round(time.monotonic() - t0, 3))
     flagged = ", ".join(res.flagged) or "none"
     message = f"{result.message}; {method} consensus of {len(aset.annotators)} annotator(s), flagged: {flagged}"
-    return [result.model_copy(update={"data": data, "message": message})]
+    return [*tx.recovered, result.model_copy(update={"data": data, "message": message})]

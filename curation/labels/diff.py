@@ -32,8 +32,8 @@ def compare(a_array, a: L.LabelVersion, b_array, b: L.LabelVersion) -> dict[str,
         raise LabelError("the two label versions differ in shape", field="shape",
                          expected=tuple(a_array.shape), found=tuple(b_array.shape))
     shape = tuple(a_array.shape)
-    pa = L.annotated_planes(a.lineage.get("annotated", {}), shape)
-    pb = L.annotated_planes(b.lineage.get("annotated", {}), shape)
+    pa = L.annotated_planes(a.lineage.annotated, shape)
+    pb = L.annotated_planes(b.lineage.annotated, shape)
     za, zb = set(pa), set(pb)
     common = sorted(za & zb)
     ua, ub = a.unlabeled_value, b.unlabeled_value
@@ -78,17 +78,17 @@ def compare(a_array, a: L.LabelVersion, b_array, b: L.LabelVersion) -> dict[str,
 
 def diff_labels(archive_path: Path | str, name: str, a: str, b: str) -> list[Result]:
     """Compare label versions ``a`` and ``b`` of acquisition ``name`` (see the module docstring)."""
-    archive = open_archive(archive_path)
-    va = L.resolve(archive, name, a, field="A")
-    vb = L.resolve(archive, name, b, field="B")
-    arr_a, _ = L.read_label_version(archive, name, va.address)
-    arr_b, _ = L.read_label_version(archive, name, vb.address)
-    d = compare(arr_a, va, arr_b, vb)
-    names = {str(p.get("label-value")): p.get("name") for lv in (va, vb) for p in lv.image_label.get("properties", [])}
+    view = open_archive(archive_path).acquisition(name)
+    va = view.label(a, field="A")
+    vb = view.label(b, field="B")
+    d = compare(va.array(0), va, vb.array(0), vb)
+    names = {str(k): v for lv in (va, vb) for k, v in lv.names.items()}
     d["label_names"] = {k: names.get(k) for k in d["per_value"]}
-    d["b_descends_from_a"] = any(x.get("address") == va.address for x in L.ancestry(archive, name, vb))
+    d["b_descends_from_a"] = any(x.get("address") == va.address for x in L.ancestry(view, vb))
     dice_text = ", ".join(f"{names.get(k) or k} {v['dice']:.3f}" for k, v in d["per_value"].items()) or "nothing to compare"
+    replaced = f", {len(d['changed_slices'])} changed ({', '.join(map(str, d['changed_slices']))})" \
+        if d["changed_slices"] else ""
     msg = (f"{va.address} -> {vb.address}: {len(d['slices_added'])} slice(s) added, "
-           f"{len(d['slices_removed'])} removed, {len(d['slices_common'])} in common with "
+           f"{len(d['slices_removed'])} removed, {len(d['slices_common'])} in common{replaced}, with "
            f"{d['changed_voxels']} of {d['compared_voxels']} voxels changed; Dice {dice_text}")
-    return [ok("labels-diff", archive.relative(vb.path), msg, acquisition=name, **d)]
+    return [ok("labels-diff", view.archive.relative(vb.path), msg, acquisition=name, **d)]

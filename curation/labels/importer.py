@@ -13,8 +13,12 @@ Sources
 A source covers the whole volume or some slices. Their z indices are given by
 ``slices`` (mapping the source's slices in order: files sorted by the last integer in
 their name, pages, or the first axis of the array), else read from the file names (the
-last group of digits in the stem: ``mask_0012.png`` → slice 12), else, for a stack or an
-array, the source must have as many slices as the image.
+last group of digits in the stem): when the image was ingested from numbered per-slice
+files (``images.010.png`` ...), a mask's number is matched to the source file with the
+same number (``mitos_3D.010.png`` goes to the z of ``images.010.png``, z 0); otherwise
+the numbers are slice indices, 0-based or 1-based when only one reading fits, and
+refused with both readings when both do (``--numbering z|z1`` settles it). For a stack
+or an array without ``slices``, the source must have as many slices as the image.
 
 Checks, all before the archive is touched: every slice is 2D of the image's (y, x)
 shape; values are integers (bool accepted; floats only when every value is whole), not
@@ -34,17 +38,22 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImmutableError, LabelError
-from ..records import Result
+from ..provenance import Extent, FileRef, ImportDetails
+from ..provenance.runs import SliceMapEntry
+from ..records import Result, notneeded
 from ..repository.archive import now_iso, open_archive
+from ..repository.transaction import file_stamps
 from . import layers as L
 from .store import (
     IN_MEMORY_BYTES,
+    LabelWrite,
+    LayeredSource,
     PlaneSource,
     WriteOptions,
-    image_geometry,
+    label_transaction,
     parse_names,
     smallest_dtype,
-    write_label_version,
+    store_label_version,
 )
 
 MASK_SUFFIXES = (".tif", ".tiff", ".png")
@@ -303,36 +312,120 @@ class _Loader:
 
 # --- slices ------------------------------------------------------------------------------------
 
+NUMBERINGS = ("source", "z", "z1")
+
+
+def ranges(values: Sequence[int]) -> str:
+    """[10, 11, 12, 15] -> "10-12, 15"."""
+    vals = sorted(set(int(v) for v in values))
+    out: list[str] = []
+    i = 0
+    while i < len(vals):
+        j = i
+        while j + 1 < len(vals) and vals[j + 1] == vals[j] + 1:
+            j += 1
+        out.append(str(vals[i]) if i == j else f"{vals[i]}-{vals[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
+def source_numbers(source_names: Sequence[str] | None) -> list[int] | None:
+    """The number in each of the image's per-slice source file names (z order), when every
+    name has one and no two share it."""
+    if not source_names:
+        return None
+    nums = [_stem_index(Path(n)) for n in source_names]
+    if any(n is None for n in nums) or len(set(nums)) != len(nums):
+        return None
+    return [int(n) for n in nums]  # type: ignore[arg-type]
+
 
 def resolve_slices(inp: LabelInput, given: Sequence[int] | None, from_names: list[int] | None,
-                   n_slices: int) -> list[int]:
-    """The image slice of each source slice, in source order."""
+                   n_slices: int, *, image_sources: Sequence[str] | None = None,
+                   numbering: str | None = None) -> tuple[list[int], str]:
+    """The image slice of each source slice, in source order, and how it was decided:
+    "given" (``--slices``), "source" (a mask's file number matched to the number of the
+    image's source file at that z, as ingest recorded them), "z" / "z1" (file numbers are
+    0-based slice indices / 1-based slice numbers), or "stack" (one source slice per image
+    slice). Two possible readings and nothing recorded to settle them: refused, with both.
+    """
     hi = n_slices - 1
+    if numbering is not None and numbering not in NUMBERINGS:
+        raise LabelError("unknown numbering", field="--numbering", expected=" | ".join(NUMBERINGS), found=numbering)
     if given is not None:
         zs = [int(z) for z in given]
         if len(zs) != inp.n:
             raise LabelError(f"{len(zs)} slice index(es) given for a source of {inp.n} slice(s)",
                              path=inp.path, field="--slices", expected=inp.n, found=len(zs))
-        field_ = "--slices"
-    elif from_names is not None:
-        zs = list(from_names)
-        field_ = "slice index from the file name"
-    else:
+        _check_range(inp, zs, hi, "--slices")
+        return zs, "given"
+    if from_names is None:
         if inp.n != n_slices:
             raise LabelError(f"the source has {inp.n} slice(s) but the image has {n_slices}", path=inp.path,
                              field="slices", expected=n_slices, found=inp.n,
                              hint="pass --slices with the image slice of each source slice")
-        return list(range(n_slices))
+        return list(range(n_slices)), "stack"
+    files = f"{inp.files[0].name}" + (f" ... {inp.files[-1].name}" if inp.n > 1 else "")
+    zs, numbering = numbers_to_slices(from_names, n_slices, image_sources=image_sources, numbering=numbering,
+                                      path=inp.path, files=files)
+    _check_range(inp, zs, hi, f"slice index from the file name ({numbering})")
+    return zs, numbering
+
+
+def numbers_to_slices(numbers: Sequence[int], n_slices: int, *, image_sources: Sequence[str] | None,
+                      numbering: str | None, path: Path, files: str) -> tuple[list[int], str]:
+    """The z of each number found in file names (see :func:`resolve_slices`)."""
+    hi = n_slices - 1
+    nums = source_numbers(image_sources)
+    if numbering is None:
+        if nums is not None:
+            numbering = "source"
+        else:
+            zero = all(0 <= n <= hi for n in numbers)
+            one = all(1 <= n <= n_slices for n in numbers)
+            if zero and one:
+                raise LabelError(
+                    "the numbers in the mask file names can be read two ways, and the image was not read "
+                    "one file per slice, so nothing recorded settles it", path=path, field="slice numbers",
+                    expected=f"--numbering z (0-based: z {ranges(numbers)}) or --numbering z1 "
+                             f"(1-based, as ImageJ counts: z {ranges([n - 1 for n in numbers])})",
+                    found=f"file numbers {ranges(numbers)} ({files})",
+                    hint="or give the image slice of each file with --slices")
+            numbering = "z" if zero else "z1" if one else "z"
+    if numbering == "source":
+        if nums is None:
+            raise LabelError("the image was not read one numbered file per slice, so mask file numbers cannot "
+                             "be matched to its source files", path=path, field="--numbering",
+                             expected="--numbering z or z1, or --slices", found="source")
+        index = {num: z for z, num in enumerate(nums)}
+        missing = [n for n in numbers if n not in index]
+        if missing:
+            names = list(image_sources or [])
+            as_z = [n for n in numbers if 0 <= n <= hi]
+            raise LabelError(
+                "mask file numbers match no source file of the image", path=path, field="slice numbers",
+                expected=f"the numbers of the image's source files, {ranges(nums)} ({names[0]} ... {names[-1]} "
+                         f"are z 0-{hi})",
+                found=f"file numbers {ranges(numbers)} ({files}); {ranges(missing)} match none",
+                hint=("if the numbers are z indices pass --numbering z" if len(as_z) == len(numbers) else
+                      "rename the masks after the image's source files")
+                     + f", or map each file to a z with --slices (e.g. --slices {ranges(as_z or [0]).replace(', ', ' ')})")
+        return [index[n] for n in numbers], numbering
+    if numbering == "z1":
+        return [n - 1 for n in numbers], numbering
+    return list(numbers), "z"
+
+
+def _check_range(inp: LabelInput, zs: Sequence[int], hi: int, field_: str) -> None:
     seen: set[int] = set()
     for k, z in enumerate(zs):
         if z < 0 or z > hi:
             path = inp.files[k] if inp.kind == "masks" else inp.path
             raise LabelError("slice index out of range", path=path, field=field_, expected=f"0..{hi}", found=z,
-                             hint=None if given is not None else "pass --slices to map the files to image slices")
+                             hint=None if field_ == "--slices" else "pass --slices to map the files to image slices")
         if z in seen:
             raise LabelError("a slice is given twice", path=inp.path, field=field_, expected="unique indices", found=z)
         seen.add(z)
-    return zs
 
 
 def parse_slices(tokens: Iterable[str | int] | None) -> list[int] | None:
@@ -354,15 +447,15 @@ def parse_slices(tokens: Iterable[str | int] | None) -> list[int] | None:
 
 
 def _source_records(inp: LabelInput) -> list:
-    """Files to hash (the writer does), or for an OME-Zarr folder one record whose
+    """Files to hash (the writer does), or for an OME-Zarr folder one reference whose
     sha256 is the tree checksum of its files (as ``provenance/checksums.tsv`` computes)."""
     if inp.kind != "zarr":
         return inp.paths
     from ..omezarr import checksum as cks
 
     entries = cks.scan(inp.path)
-    return [{"path": str(inp.path.resolve()), "name": inp.path.name, "size": sum(e.size for e in entries),
-             "sha256": cks.tree_checksum(entries), "n_files": len(entries), "checksum": "tree"}]
+    return [FileRef(path=str(inp.path.resolve()), name=inp.path.name, size=sum(e.size for e in entries),
+                    sha256=cks.tree_checksum(entries), n_files=len(entries), checksum="tree")]
 
 
 # --- the import --------------------------------------------------------------------------------
@@ -375,38 +468,42 @@ def import_labels(
     source: Path | str,
     *,
     slices: Sequence[int | str] | None = None,
+    numbering: str | None = None,
     kind: str = "ground-truth",
     note: str = "",
     creator: str | None = None,
     names: Mapping[int, str] | Iterable[str] | None = None,
     parents: Sequence[str] | None = None,
+    replace: bool = False,
     options: WriteOptions | None = None,
 ) -> list[Result]:
     """Import ``source`` as the next version of ``layer`` of acquisition ``name``.
 
-    ``layer`` may name the version (``mito@v3``): it must then be the next one; an
-    existing version is refused (ImmutableError). ``parents`` default to the layer's
-    previous version. ``names`` label the values (``{1: "mitochondrion"}`` or
-    ``["1=mitochondrion"]``).
+    The new version builds on the layer's latest version (or the first ``parents``): it
+    keeps that version's annotations and adds the slices given (a slice given again
+    replaces the old one, and the record says so). ``replace`` starts from nothing.
+    ``layer`` may name the version (``mito@v3``): it must be the next one; an existing
+    version is refused (ImmutableError). ``names`` label the values (``{1:
+    "mitochondrion"}`` or ``["1=mitochondrion"]``). ``numbering``: how numbers in mask
+    file names map to slices (see :func:`resolve_slices`). An import that changes
+    nothing is ``notneeded`` and stores no version.
     """
     t0 = time.monotonic()
     started = now_iso()
     archive = open_archive(archive_path)
-    archive.require_acquisition(name)
+    view = archive.acquisition(name)
     layer, version = L.parse_address(layer, "--layer")
     L.check_kind(kind)
     label_names = parse_names(names)
-    if version is not None and any(v.version == version for v in L.versions(archive, name, layer)):
+    if version is not None and any(v.version == version for v in view.layer(layer)):
         raise ImmutableError(f"{L.address_of(layer, version)} exists and versions are immutable",
-                             field="--layer", expected=f"a new version, {L.address_of(layer, L.next_version(archive, name, layer))}",
+                             field="--layer", expected=f"a new version, {L.address_of(layer, L.next_version(view, layer))}",
                              found=L.address_of(layer, version), hint="leave the version out: an import creates the next one")
-    if parents is not None:
-        parents = [L.resolve(archive, name, p, field="--parent").address for p in parents]
-    geo = image_geometry(archive, name)
-    nz, ny, nx = geo["shape"]
+    nz, ny, nx = view.geometry.shape
 
     inp, from_names = open_input(source)
-    zs = resolve_slices(inp, parse_slices(slices), from_names, nz)
+    zs, how = resolve_slices(inp, parse_slices(slices), from_names, nz, image_sources=view.source_names(),
+                             numbering=numbering)
 
     # check every slice before anything is written
     counts: dict[int, int] = {}
@@ -432,29 +529,75 @@ def import_labels(
     if not annotated:
         raise LabelError("nothing annotated in the source", path=inp.path, expected="at least one labelled slice",
                          found="only unlabeled voxels")
-    max_label = max(counts)
-    dtype = smallest_dtype(max(max_label, max(label_names, default=0)), path=inp.path, field="values")
-    planes = {z: _convert(a, dtype, inp.unlabeled) for z, a in raw.items()}
-    raw.clear()
-    index = {z: i for i, z in enumerate(zs)}
-    src = PlaneSource((nz, ny, nx), dtype, annotated, planes=planes, load=_Loader(inp, index, dtype),
-                      paths=inp.paths)
-    order = sorted(annotated)
-    res = write_label_version(
-        archive, name, layer, src, kind=kind, parents=parents, annotated={"slices": order},
-        sources=_source_records(inp), note=note, creator=creator, names=label_names, label_values=sorted(counts),
-        version=version, action="labels-import", started=started, options=options,
-        extra_provenance={"import": {
-            "source": str(Path(source).resolve()), "format": inp.kind,
-            "slice_map": [{"source": (inp.files[i].name if inp.kind == "masks" else i), "slice": z}
-                          for i, z in enumerate(zs)],
-            "value_counts": {str(k): v for k, v in sorted(counts.items())},
-            "source_unlabeled_value": inp.unlabeled,
-        }},
-    )
+    job = {"layer": layer, "source": str(Path(source).resolve()), "stamps": file_stamps(inp.paths),
+           "slices": zs, "kind": kind, "note": note, "creator": creator,
+           "names": {str(k): v for k, v in label_names.items()}, "parents": list(parents or []) or None,
+           "replace": replace, "version": version}
+    images = view.source_names()
+    with label_transaction(archive, name, "labels-import", job=job, options=options) as (tx, view):
+        if tx.finished is not None:
+            return [*tx.recovered, tx.finished]
+        parent_list = None if parents is None else [view.label(p, field="--parent").address for p in parents]
+        base = None
+        if not replace:
+            if parent_list:
+                base = view.label(parent_list[0])
+            elif view.layer(layer):
+                base = view.layer(layer)[-1]
+        base_z = base.lineage.annotated.z_planes() if base else []
+        all_names = {**(base.lineage.names if base else {}), **label_names}
+        max_label = max([max(counts), max(all_names, default=0)] + ([max(base.lineage.label_values, default=0)]
+                                                                      if base else []))
+        dtype = smallest_dtype(max_label, path=inp.path, field="values")
+        planes = {z: _convert(a, dtype, inp.unlabeled) for z, a in raw.items()}
+        raw.clear()
+        index = {z: i for i, z in enumerate(zs)}
+        loader = _Loader(inp, index, dtype)
+        top = PlaneSource((nz, ny, nx), dtype, annotated, planes=planes, load=loader, paths=inp.paths)
+        overridden = sorted(set(annotated) & set(base_z))
+        if base is not None and not set(annotated) - set(base_z) and all_names == base.lineage.names \
+                and _same_planes(base, top, overridden):
+            return [*tx.recovered, notneeded(
+                "labels-import", archive.relative(base.path),
+                f"nothing to import: every slice of {inp.path.name} is already in {base.address} as it is",
+                acquisition=name, layer=layer, address=base.address, slices=overridden)]
+        src = LayeredSource(top, base.array(0) if base else None, base.unlabeled_value if base else None, base_z)
+        extent = Extent(slices=sorted(set(annotated) | set(base.lineage.annotated.slices if base else [])),
+                        regions=list(base.lineage.annotated.regions) if base else [])
+        values = sorted(set(counts) | set(base.lineage.label_values if base else [])) if not overridden else None
+        details = ImportDetails(
+            source=str(Path(source).resolve()), format=inp.kind, numbering=how,
+            slice_map=[SliceMapEntry(source=inp.files[i].name if inp.kind == "masks" else i, slice=z,
+                                     image_source=images[z] if images else None) for i, z in enumerate(zs)],
+            value_counts={str(k): v for k, v in sorted(counts.items())}, source_unlabeled_value=inp.unlabeled,
+            base=base.address if base else None, overridden=overridden)
+        w = LabelWrite(layer=layer, source=src, annotated=extent, kind=kind, parents=parent_list,
+                       sources=_source_records(inp), note=note, creator=creator, names=all_names,
+                       label_values=values, version=version, action="labels-import", started=started,
+                       details=details, content_key={"base": base.address if base else None})
+        res = store_label_version(tx, view, w, options)
     data = dict(res.data)
-    data.update(value_counts={str(k): v for k, v in sorted(counts.items())}, seconds=round(time.monotonic() - t0, 3))
-    return [res.model_copy(update={"data": data})]
+    data.update(value_counts={str(k): v for k, v in sorted(counts.items())}, base=details.base,
+                overridden=overridden, slices_added=sorted(set(annotated) - set(base_z)), numbering=how,
+                seconds=round(time.monotonic() - t0, 3))
+    msg = res.message
+    if base is not None:
+        msg += (f"; built on {base.address}: {len(data['slices_added'])} slice(s) added"
+                + (f", {len(overridden)} replaced ({ranges(overridden)})" if overridden else ""))
+    return [*tx.recovered, res.model_copy(update={"data": data, "message": msg})]
+
+
+def _same_planes(base, top: PlaneSource, zs: Sequence[int]) -> bool:
+    """Whether the base version already holds exactly ``top``'s planes at ``zs``."""
+    arr = base.array(0)
+    for z in zs:
+        old = np.asarray(arr[z])
+        new = top.plane(z)
+        conv = old.astype(new.dtype)
+        conv[old == base.unlabeled_value] = np.iinfo(new.dtype).max
+        if not np.array_equal(conv, new):
+            return False
+    return True
 
 
 __all__ = ["LabelInput", "check_values", "import_labels", "open_input", "parse_slices", "resolve_slices"]

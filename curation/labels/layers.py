@@ -11,9 +11,9 @@ image under the image's ``labels/`` group::
 
 ``LAYER@vN`` addresses a version everywhere (``mito@v2``); ``LAYER`` alone means the
 latest. Each version is a commit in the acquisition's dataset and the archive, tagged
-``ACQ/LAYER/vN`` in both. The lineage lives in the label group's ``curation`` attribute:
-``layer``, ``version``, ``address``, ``kind``, ``parents``, ``creator``, ``created``,
-``tool_version``, ``sources``, ``annotated``, ``note``, ``unlabeled_value``.
+``ACQ/LAYER/vN`` in both. The lineage lives in the label group's ``curation`` attribute
+(:class:`~curation.provenance.LabelLineage`); the read model
+(:class:`~curation.repository.view.AcquisitionView`) lists and resolves versions.
 
 Unannotated voxels are *unlabeled*, distinct from background (0): they hold the dtype's
 maximum (the arrays' fill value), declared in ``image-label.properties``.
@@ -21,23 +21,25 @@ maximum (the arrays' fill value), declared in ``image-label.properties``.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidNameError, LabelError, NotFoundError
+from ..provenance import Extent
+from ..provenance.labels import KINDS
 from ..records import Result, ok
 from ..repository import datalad_ops as dlo
 from ..repository.archive import Archive, open_archive
 from ..repository.names import check_name
+from ..repository.view import LABELS, AcquisitionView, LabelVersion
 
-LABELS = "labels"
-PROVENANCE = "provenance/labels"
-KINDS = ("ground-truth", "prediction", "consensus")
+__all__ = ["KINDS", "LABELS", "LabelVersion", "address_of", "ancestry", "annotated_planes", "check_kind",
+           "check_layer", "group_name", "list_labels", "next_version", "parse_address", "read_label_version",
+           "resolve", "show_labels", "tag_name", "tagged_versions", "tags_of", "value_counts", "versions"]
+
 _ADDRESS = re.compile(r"^(?P<layer>[^@]+?)(?:@v?(?P<version>\d+))?$")
 
 
@@ -87,95 +89,21 @@ def tag_name(acquisition: str, layer: str, version: int) -> str:
 # --- what is there -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LabelVersion:
-    """One stored label version."""
-
-    acquisition: str
-    layer: str
-    version: int
-    group: str  # folder name under labels/, e.g. mito_v1
-    path: Path  # the label group folder
-    attrs: dict[str, Any] = field(default_factory=dict, repr=False)  # the group's attributes
-
-    @property
-    def address(self) -> str:
-        return address_of(self.layer, self.version)
-
-    @property
-    def lineage(self) -> dict[str, Any]:
-        return dict(self.attrs.get("curation", {}))
-
-    @property
-    def image_label(self) -> dict[str, Any]:
-        return dict(self.attrs.get("ome", {}).get("image-label", {}))
-
-    @property
-    def unlabeled_value(self) -> int | None:
-        return self.lineage.get("unlabeled_value")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def labels_dir(archive: Archive, name: str) -> Path:
     return archive.image_path(name) / LABELS
-
-
-def listing(archive: Archive, name: str) -> list[str]:
-    """The entries of ``labels/zarr.json`` (``ome.labels``), in order."""
-    doc = _read_json(labels_dir(archive, name) / "zarr.json")
-    return list(doc.get("attributes", {}).get("ome", {}).get("labels", []))
 
 
 def versions(archive: Archive, name: str, layer: str | None = None) -> list[LabelVersion]:
     """Every label version of acquisition ``name`` (of ``layer`` when given), by layer and
     version. Groups without curation lineage (written by other tools) are skipped."""
-    archive.require_acquisition(name)
-    out = []
-    base = labels_dir(archive, name)
-    for entry in listing(archive, name):
-        attrs = _read_json(base / entry / "zarr.json").get("attributes", {})
-        cur = attrs.get("curation", {})
-        if not isinstance(cur.get("version"), int) or not cur.get("layer"):
-            continue
-        if layer is not None and cur["layer"] != layer:
-            continue
-        out.append(LabelVersion(name, cur["layer"], cur["version"], entry, base / entry, attrs))
-    return sorted(out, key=lambda v: (v.layer, v.version))
-
-
-
-
-def _known(archive: Archive, name: str) -> str:
-    found = versions(archive, name)
-    if not found:
-        return "no label layers yet"
-    by: dict[str, list[int]] = {}
-    for v in found:
-        by.setdefault(v.layer, []).append(v.version)
-    return "; ".join(f"{layer}@v{', v'.join(map(str, vs))}" for layer, vs in sorted(by.items()))
+    view = archive.acquisition(name)
+    return view.labels if layer is None else view.layer(layer)
 
 
 def resolve(archive: Archive, name: str, address: str, field: str = "LAYER") -> LabelVersion:
     """The version ``address`` names (``LAYER`` alone: the latest); NotFoundError lists
     what exists."""
-    layer, version = parse_address(address, field)
-    found = versions(archive, name, layer)
-    if not found:
-        raise NotFoundError(f"no label layer {layer!r} in acquisition {name!r}", field=field,
-                            expected=_known(archive, name), found=address)
-    if version is None:
-        return found[-1]
-    for v in found:
-        if v.version == version:
-            return v
-    raise NotFoundError(f"layer {layer!r} has no version {version}", field=field,
-                        expected=_known(archive, name), found=address)
+    return archive.acquisition(name).label(address, field)
 
 
 def tagged_versions(archive: Archive, name: str, layer: str) -> list[int]:
@@ -190,12 +118,11 @@ def tagged_versions(archive: Archive, name: str, layer: str) -> list[int]:
     return sorted(out)
 
 
-def next_version(archive: Archive, name: str, layer: str) -> int:
+def next_version(view: AcquisitionView, layer: str) -> int:
     """One more than any version ever stored or tagged: version numbers are never reused."""
-    used = [v.version for v in versions(archive, name, layer)] + tagged_versions(archive, name, layer)
-    base = labels_dir(archive, name)
-    if base.is_dir():
-        for p in base.glob(f"{layer}_v*"):
+    used = [v.version for v in view.layer(layer)] + tagged_versions(view.archive, view.name, layer)
+    if view.labels_dir.is_dir():
+        for p in view.labels_dir.glob(f"{layer}_v*"):
             tail = p.name[len(layer) + 2:]
             if tail.isdigit():
                 used.append(int(tail))
@@ -217,48 +144,27 @@ def tags_of(archive: Archive, lv: LabelVersion) -> dict[str, list[str]]:
 def read_label_version(archive: Archive | Path | str, name: str, address: str):
     """``(level-0 zarr array, group attributes)`` of the version ``address`` names.
 
-    The attributes hold ``ome`` (multiscales, image-label) and ``curation`` (lineage,
-    ``annotated``, ``unlabeled_value``); voxels equal to the unlabeled value were not
-    annotated.
+    The attributes hold ``ome`` (multiscales, image-label) and ``curation`` (the lineage);
+    voxels equal to the unlabeled value were not annotated.
     """
-    import zarr
-
     archive = archive if isinstance(archive, Archive) else open_archive(archive)
     lv = resolve(archive, name, address)
-    group = zarr.open_group(str(lv.path), mode="r", zarr_format=3)
-    path = lv.attrs["ome"]["multiscales"][0]["datasets"][0]["path"]
-    return group[path], lv.attrs
+    return lv.array(0), lv.attrs
 
 
-def annotated_slices(annotated: dict[str, Any]) -> list[int]:
-    """Slices annotated whole."""
-    return sorted(int(z) for z in annotated.get("slices", []))
-
-
-def annotated_z(annotated: dict[str, Any]) -> list[int]:
-    """Every slice with some annotation: whole slices and slices crossed by a region."""
-    zs = set(annotated_slices(annotated))
-    for box in annotated.get("regions", []):
-        z0, z1 = box.get("z", [0, 0])
-        zs.update(range(int(z0), int(z1)))
-    return sorted(zs)
-
-
-def annotated_planes(annotated: dict[str, Any], shape: tuple[int, int, int]) -> dict[int, np.ndarray | None]:
+def annotated_planes(annotated: Extent, shape: tuple[int, int, int]) -> dict[int, np.ndarray | None]:
     """Per annotated slice: None when annotated whole, else a 2D bool mask of the annotated
-    regions (bounding boxes ``{"z": [z0, z1], "y": [...], "x": [...]}``, stops exclusive)."""
-    out: dict[int, np.ndarray | None] = {z: None for z in annotated_slices(annotated)}
-    for box in annotated.get("regions", []):
-        z0, z1 = box.get("z", [0, shape[0]])
-        y0, y1 = box.get("y", [0, shape[1]])
-        x0, x1 = box.get("x", [0, shape[2]])
-        for z in range(max(0, int(z0)), min(shape[0], int(z1))):
+    regions (boxes, stops exclusive)."""
+    out: dict[int, np.ndarray | None] = {z: None for z in annotated.slices}
+    for box in annotated.regions:
+        (z0, z1), (y0, y1), (x0, x1) = box.z, box.y, box.x
+        for z in range(max(0, z0), min(shape[0], z1)):
             if z in out and out[z] is None:
                 continue
             mask = out.get(z)
             if mask is None:
                 mask = np.zeros(shape[1:], bool)
-            mask[int(y0):int(y1), int(x0):int(x1)] = True
+            mask[y0:y1, x0:x1] = True
             out[z] = mask
     return dict(sorted(out.items()))
 
@@ -267,7 +173,7 @@ def value_counts(array, lv: LabelVersion) -> dict[int, int]:
     """Voxels per label value on level 0, over the annotated slices and regions."""
     counts: dict[int, int] = {}
     unl = lv.unlabeled_value
-    for z, mask in annotated_planes(lv.lineage.get("annotated", {}), tuple(array.shape)).items():
+    for z, mask in annotated_planes(lv.lineage.annotated, tuple(array.shape)).items():
         plane = np.asarray(array[z])
         values = plane if mask is None else plane[mask]
         vals, n = np.unique(values, return_counts=True)
@@ -280,28 +186,28 @@ def value_counts(array, lv: LabelVersion) -> dict[int, int]:
 # --- lineage -------------------------------------------------------------------------------
 
 
-def ancestry(archive: Archive, name: str, lv: LabelVersion) -> list[dict[str, Any]]:
+def ancestry(view: AcquisitionView, lv: LabelVersion) -> list[dict[str, Any]]:
     """Every ancestor of ``lv`` (parents, their parents ...), nearest first, each once."""
     out: list[dict[str, Any]] = []
     seen = {lv.address}
-    queue = list(lv.lineage.get("parents", []))
+    queue = list(lv.parents)
     while queue:
         addr = queue.pop(0)
         if addr in seen:
             continue
         seen.add(addr)
         try:
-            p = resolve(archive, name, addr)
+            p = view.label(addr)
         except (NotFoundError, InvalidNameError):
             out.append({"address": addr, "missing": True})
             continue
-        out.append({"address": p.address, "kind": p.lineage.get("kind"), "created": p.lineage.get("created"),
-                    "creator": p.lineage.get("creator"), "parents": p.lineage.get("parents", [])})
-        queue.extend(p.lineage.get("parents", []))
+        out.append({"address": p.address, "kind": p.kind, "created": p.lineage.created,
+                    "creator": p.lineage.creator, "parents": p.parents})
+        queue.extend(p.parents)
     return out
 
 
-def _summary(archive: Archive, lv: LabelVersion, latest: bool) -> dict[str, Any]:
+def _summary(view: AcquisitionView, lv: LabelVersion, latest: bool) -> dict[str, Any]:
     cur = lv.lineage
     return {
         "acquisition": lv.acquisition,
@@ -309,28 +215,28 @@ def _summary(archive: Archive, lv: LabelVersion, latest: bool) -> dict[str, Any]
         "version": lv.version,
         "address": lv.address,
         "latest": latest,
-        "kind": cur.get("kind"),
-        "path": archive.relative(lv.path),
+        "kind": cur.kind,
+        "path": view.archive.relative(lv.path),
         "group": f"{LABELS}/{lv.group}",
-        "parents": cur.get("parents", []),
-        "creator": cur.get("creator"),
-        "created": cur.get("created"),
-        "note": cur.get("note", ""),
-        "dtype": cur.get("dtype"),
-        "unlabeled_value": cur.get("unlabeled_value"),
-        "annotated": cur.get("annotated", {}),
-        "n_annotated_slices": len(annotated_z(cur.get("annotated", {}))),
+        "parents": list(cur.parents),
+        "creator": cur.creator,
+        "created": cur.created,
+        "note": cur.note,
+        "dtype": cur.dtype,
+        "unlabeled_value": cur.unlabeled_value,
+        "annotated": cur.annotated.model_dump(mode="json"),
+        "n_annotated_slices": len(cur.annotated.z_planes()),
     }
 
 
 def list_labels(archive_path: Path | str, name: str) -> list[Result]:
     """One record per label version of acquisition ``name``."""
-    archive = open_archive(archive_path)
-    found = versions(archive, name)
+    view = open_archive(archive_path).acquisition(name)
+    found = view.labels
     last = {v.layer: v.version for v in found}
     out = []
     for lv in found:
-        d = _summary(archive, lv, last[lv.layer] == lv.version)
+        d = _summary(view, lv, last[lv.layer] == lv.version)
         out.append(ok("labels-list", d["path"],
                       f"{lv.address}  {d['kind']}  {d['n_annotated_slices']} annotated slice(s)"
                       + (f"  parents {', '.join(d['parents'])}" if d["parents"] else "")
@@ -339,27 +245,31 @@ def list_labels(archive_path: Path | str, name: str) -> list[Result]:
 
 
 def show_labels(archive_path: Path | str, name: str, address: str) -> list[Result]:
-    """Lineage, annotated slices, label value counts (level 0) and tags of one version."""
+    """Lineage, annotated slices (as z and as the image's source files), label value
+    counts (level 0) and tags of one version."""
+    from ..provenance import record_json
+
     archive = open_archive(archive_path)
-    lv = resolve(archive, name, address)
-    versions_of = [v.version for v in versions(archive, name, lv.layer)]
-    array, attrs = read_label_version(archive, name, lv.address)
+    view = archive.acquisition(name)
+    lv = view.label(address)
+    array = lv.array(0)
     counts = value_counts(array, lv)
-    names = {p.get("label-value"): p.get("name") for p in lv.image_label.get("properties", [])}
-    prov_path = archive.acquisition_path(name) / PROVENANCE / f"{lv.group}.json"
-    d = _summary(archive, lv, lv.version == max(versions_of))
+    names = lv.names
+    sources = view.source_names()
+    d = _summary(view, lv, lv.version == view.layer(lv.layer)[-1].version)
     d.update(
-        lineage=lv.lineage,
-        ancestry=ancestry(archive, name, lv),
-        annotated_slices=annotated_slices(lv.lineage.get("annotated", {})),
+        lineage=record_json(lv.lineage),
+        ancestry=ancestry(view, lv),
+        annotated_slices=list(lv.lineage.annotated.slices),
+        annotated_sources=[{"z": z, "source": sources[z] if sources else None} for z in lv.lineage.annotated.slices],
         value_counts={str(k): v for k, v in counts.items()},
-        label_names={str(k): v for k, v in names.items() if k is not None},
+        label_names={str(k): v for k, v in names.items()},
         shape=list(array.shape),
-        levels=len(attrs["ome"]["multiscales"][0]["datasets"]),
+        levels=len(lv.attrs["ome"]["multiscales"][0]["datasets"]),
         tags=tags_of(archive, lv),
-        provenance=archive.relative(prov_path) if prov_path.exists() else None,
-        commit=_commit_of(archive.root, lv),
-        dataset_commit=_commit_of(archive.acquisition_path(name), lv),
+        provenance=archive.relative(lv.record_path) if lv.record_path.exists() else None,
+        archive_commit=_commit_of(archive.root, lv),
+        dataset_commit=_commit_of(view.path, lv),
     )
     counts_text = ", ".join(f"{names.get(k) or k}={v}" for k, v in counts.items()) or "none"
     return [ok("labels-show", d["path"], f"{lv.address} ({d['kind']}): {counts_text}", **d)]

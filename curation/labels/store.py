@@ -1,32 +1,37 @@
-"""Writing one label version into the archive: the path shared by import, aggregation
-and model predictions.
+"""Writing one label version into the archive: the path shared by import, aggregation,
+painting and (later) predictions.
 
-:func:`write_label_version` takes any :class:`~curation.readers.base.Source` of the
-image's shape and an unsigned integer dtype whose maximum means *unlabeled*, and:
+A label version is written in one transaction (:mod:`curation.repository.transaction`):
 
-1. checks the layer name, kind, shape and dtype, and resolves the version (one more
-   than any version ever stored or tagged) and its parents, under the archive lock;
-2. writes the label pyramid with the Dask engine into ``.curation/staging/`` (mode
-   downsampling, the same levels, chunks and shards as the image; unannotated shards
-   are skipped through the source's ``is_fill`` and never stored, as the unlabeled value
-   is the arrays' fill value), validates it as an NGFF 0.5 label image and records its
-   checksums;
-3. moves it to ``ACQ.ome.zarr/labels/LAYER_vN``, lists it in ``labels/zarr.json``,
-   writes ``provenance/labels/LAYER_vN.json`` and ``.checksums.tsv``, commits the
-   acquisition's dataset, then the archive, and tags both ``ACQ/LAYER/vN``.
+1. under the archive lock, after finishing any interrupted write: the layer name, kind,
+   shape and dtype are checked against the image (the read model,
+   :mod:`curation.repository.view`), the version is resolved (one more than any version
+   ever stored or tagged) with its parents, and the acquisition must be clean;
+2. build: the label pyramid is written into ``.curation/staging/labels-ACQ-LAYER/`` by
+   :func:`~curation.repository.pyramid.write_pyramid` (mode downsampling, the image's
+   levels, chunks and shards; unannotated shards are skipped through the source's
+   ``is_fill`` and never stored, as the unlabeled value is the arrays' fill value),
+   with its lineage (:class:`~curation.provenance.LabelLineage`) in the group's
+   ``curation`` attribute, validated as an NGFF 0.5 label image; its checksums and run
+   record (:class:`~curation.provenance.LabelVersionRecord`) are written beside it;
+3. apply, journaled: move the group to ``ACQ.ome.zarr/labels/LAYER_vN``, list it in
+   ``labels/zarr.json``, move the records to ``provenance/labels/``, annex the shards,
+   commit the acquisition's dataset and then the archive, tag both ``ACQ/LAYER/vN``.
 
-Any failure leaves the archive exactly as it was: no new files, commits or tags.
+Callers that must look at the archive before they can build their source (an import
+that builds on the previous version) open the transaction themselves with
+:func:`label_transaction` and call :func:`store_label_version` inside it;
+:func:`write_label_version` does both for a ready source.
 """
 
 from __future__ import annotations
 
 import colorsys
-import getpass
+import contextlib
 import json
-import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,16 +39,22 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..engine import Engine, default_memory_limit, parse_bytes, plan_concurrency
-from ..errors import ImmutableError, LabelError, NotFoundError
+from ..errors import ImmutableError, LabelError
 from ..omezarr import checksum as cks
 from ..omezarr.layout import plan_pyramid
-from ..omezarr.ngff import multiscales, validate_label
-from ..omezarr.writer import ArraySpec, Manifest, build_pyramid, create_arrays, forget_stores, remove_tree
+from ..omezarr.ngff import multiscales
+from ..provenance import Extent, FileRef, LabelLineage, LabelRef, LabelVersionRecord, OutputRef, StorageInfo, ToolInfo
+from ..provenance import record_json, write_record, write_text_atomic
+from ..provenance.journal import AnnexKnown, Commit, Move, Remove, Tag
+from ..provenance.labels import ConsensusSummary
 from ..readers.base import HeaderMetadata, Source
 from ..records import Result, ok
 from ..repository import datalad_ops as dlo
 from ..repository.archive import Archive, now_iso, open_archive
+from ..repository.ingest import current_agent
+from ..repository.pyramid import WriteOptions, finish_group, write_pyramid
+from ..repository.transaction import Transaction, checkpoint, job_fingerprint, transaction
+from ..repository.view import LABEL_PROVENANCE, AcquisitionView
 from . import layers as L
 
 #: label dtypes, smallest first; the maximum of each is its unlabeled value
@@ -53,23 +64,6 @@ LABEL_DTYPES = ("uint8", "uint16", "uint32")
 MAX_LISTED_VALUES = 1024
 #: planes kept in memory between the check and the write when they fit in this
 IN_MEMORY_BYTES = 256 * 1024**2
-
-
-#: keys of the ``curation`` attribute and of the run record that callers cannot replace
-LINEAGE_KEYS = frozenset({"layer", "version", "address", "kind", "parents", "creator", "created", "tool_version",
-                          "sources", "annotated", "note", "unlabeled_value", "dtype", "label_values"})
-PROVENANCE_KEYS = frozenset({"schema_version", "schemaKey", "action", "acquisition", "layer", "version", "address",
-                             "group", "kind", "parents", "creator", "agent", "started", "finished", "tool", "inputs",
-                             "outputs", "annotated", "note", "tree_sha256", "n_files", "bytes", "n_shards",
-                             "stored_shards"})
-
-
-@dataclass(frozen=True)
-class WriteOptions:
-    scheduler: str | None = None
-    client: Any = None
-    memory_limit: int | str | None = None
-    lock_timeout: float = 0
 
 
 # --- dtypes, colours, names --------------------------------------------------------------
@@ -141,18 +135,6 @@ def image_label(values: Iterable[int], unlabeled: int, names: Mapping[int, str])
     return {"colors": colors, "properties": props, "source": {"image": "../../"}}
 
 
-def default_creator(repo: Path) -> str:
-    """The git identity (``Name <email>``) committing in ``repo``, else the login name."""
-    ident = dlo.git(repo, "var", "GIT_AUTHOR_IDENT", check=False).strip()
-    m = re.match(r"^(.*?)\s+\d+\s+[+-]\d{4}$", ident)
-    if m and m.group(1).strip():
-        return m.group(1).strip()
-    try:
-        return getpass.getuser()
-    except Exception:  # pragma: no cover - no login name in some containers
-        return "unknown"
-
-
 # --- a source of label planes --------------------------------------------------------------
 
 
@@ -220,262 +202,296 @@ class PlaneSource(Source):
         return not any(zs.start <= z < zs.stop for z in self.slices)
 
 
-# --- the image this layer labels --------------------------------------------------------------
 
 
-def image_geometry(archive: Archive, name: str) -> dict[str, Any]:
-    """Shape, voxel size (nm), chunk, shard and number of levels of the acquisition's image."""
-    acq = archive.require_acquisition(name)
-    path = acq / "provenance" / "ingest.json"
-    try:
-        plan = json.loads(path.read_text())["image"]["plan"]
-        return {"shape": tuple(plan["shape"]), "voxel_size_nm": tuple(plan["levels"][0]["scale_nm"]),
-                "chunk": tuple(plan["chunk"]), "shard": tuple(plan["shard"]), "levels": len(plan["levels"])}
-    except (OSError, KeyError, IndexError, json.JSONDecodeError) as exc:
-        raise NotFoundError("the acquisition's ingest record has no image plan", path=path,
-                            field="image.plan", expected="provenance of `curate ingest`",
-                            found=type(exc).__name__) from exc
+class LayeredSource(Source):
+    """A new label version built on a stored one: the base version's voxels, with whole
+    slices given anew laid over it (a slice given again replaces the base's).
+
+    ``base``: a level-0 array (zarr) of the base version, its unlabeled value and the z
+    planes it annotates; its values are converted to ``dtype`` (its unlabeled value to
+    ours). ``planes`` and ``load`` as in :class:`PlaneSource`.
+    """
+
+    reader = "label-layers"
+
+    def __init__(self, top: PlaneSource, base: Any = None, base_unlabeled: int | None = None,
+                 base_z: Sequence[int] = ()) -> None:
+        self.top = top
+        self.base = base
+        self.base_unlabeled = base_unlabeled
+        self._base_z = sorted(int(z) for z in base_z)
+        self.fill = top.fill
+
+    @property
+    def paths(self) -> list[Path]:
+        return self.top.paths
+
+    @property
+    def header(self) -> HeaderMetadata:
+        return self.top.header
+
+    def read(self, region: tuple[slice, slice, slice]) -> np.ndarray:
+        zs, ys, xs = region
+        if self.base is None or not any(zs.start <= z < zs.stop for z in self._base_z):
+            return self.top.read(region)
+        base = np.asarray(self.base[zs, ys, xs])
+        out = base.astype(self.top.dtype)
+        if self.base_unlabeled is not None and self.base_unlabeled != self.fill:
+            out[base == self.base_unlabeled] = self.fill
+        for z in range(zs.start, zs.stop):
+            if z in self.top._set:
+                out[z - zs.start] = self.top.plane(z)[ys, xs]
+        return out
+
+    def is_fill(self, region: tuple[slice, slice, slice]) -> bool:
+        zs = region[0]
+        return self.top.is_fill(region) and not any(zs.start <= z < zs.stop for z in self._base_z)
 
 
 # --- the write -------------------------------------------------------------------------------
 
 
-def check_annotated(annotated: Mapping[str, Any], shape: tuple[int, int, int]) -> dict[str, Any]:
-    """``annotated`` checked against the volume: slices inside it, regions as
-    ``{"z": [start, stop], "y": [...], "x": [...]}`` inside it and not empty."""
-    out: dict[str, Any] = {}
-    unknown = sorted(set(annotated) - {"slices", "regions"})
-    if unknown:
-        raise LabelError("unknown key in the annotated record", field="annotated", expected="slices, regions",
-                         found=unknown)
-    if "slices" in annotated:
-        zs = sorted({int(z) for z in annotated["slices"]})
-        bad = [z for z in zs if not 0 <= z < shape[0]]
-        if bad:
-            raise LabelError("annotated slice outside the volume", field="annotated.slices",
-                             expected=f"0..{shape[0] - 1}", found=bad[0])
-        out["slices"] = zs
-    if "regions" in annotated:
+def check_annotated(annotated: Extent | Mapping[str, Any], shape: tuple[int, int, int]) -> Extent:
+    """``annotated`` as an :class:`~curation.provenance.Extent`, checked against the
+    volume: slices inside it, boxes ``{"z": [start, stop], "y": [...], "x": [...]}``
+    inside it and not empty."""
+    if isinstance(annotated, Mapping):
+        unknown = sorted(set(annotated) - {"slices", "regions"})
+        if unknown:
+            raise LabelError("unknown key in the annotated record", field="annotated", expected="slices, regions",
+                             found=unknown)
         regions = []
-        for k, box in enumerate(annotated["regions"]):
-            clean = {}
-            for ax, n in zip("zyx", shape):
-                lo, hi = (int(v) for v in box.get(ax, [0, n]))
-                if not 0 <= lo < hi <= n:
-                    raise LabelError("annotated region outside the volume or empty", field=f"annotated.regions[{k}].{ax}",
-                                     expected=f"[start, stop] within 0..{n}", found=[lo, hi])
-                clean[ax] = [lo, hi]
-            regions.append(clean)
-        out["regions"] = regions
-    if not out.get("slices") and not out.get("regions"):
+        for k, box in enumerate(annotated.get("regions", []) or []):
+            regions.append({ax: list(box.get(ax, [0, n])) for ax, n in zip("zyx", shape)})
+        try:
+            annotated = Extent(slices=[int(z) for z in annotated.get("slices", []) or []], regions=regions)
+        except (ValueError, TypeError) as exc:
+            raise LabelError(f"not an annotated record: {exc}", field="annotated") from exc
+    bad = [z for z in annotated.slices if not 0 <= z < shape[0]]
+    if bad:
+        raise LabelError("annotated slice outside the volume", field="annotated.slices",
+                         expected=f"0..{shape[0] - 1}", found=bad[0])
+    for k, box in enumerate(annotated.regions):
+        for ax, n in zip("zyx", shape):
+            lo, hi = getattr(box, ax)
+            if not 0 <= lo < hi <= n:
+                raise LabelError("annotated region outside the volume or empty", field=f"annotated.regions[{k}].{ax}",
+                                 expected=f"[start, stop] within 0..{n}", found=[lo, hi])
+    if annotated.is_empty():
         raise LabelError("nothing annotated", field="annotated", expected="slices and/or regions", found="none")
-    return out
+    return annotated
 
 
-def _check_clean(archive: Archive, name: str) -> None:
-    """Refuse to write while stored label versions have uncommitted changes: saving them
-    would alter an immutable version."""
-    acq = archive.acquisition_path(name)
-    rel = [f"{archive.image_path(name).name}/{L.LABELS}", L.PROVENANCE]
-    out = dlo.git(acq, "status", "--porcelain", "--untracked-files=all", "--", *rel, check=False).strip()
-    if out:
-        first = out.splitlines()[0][3:]
-        raise ImmutableError("stored label versions have uncommitted changes", path=archive.relative(acq / first),
-                             expected="a clean labels/ folder", found=f"{len(out.splitlines())} changed file(s)",
-                             hint=f"restore them: git -C {acq} checkout -- . && git -C {acq} clean -fd -- {' '.join(rel)}")
-
-
-def _resolve_parents(archive: Archive, name: str, layer: str, parents: Sequence[str] | None) -> list[str]:
-    if parents is None:  # default: the previous version of the same layer
-        prev = L.versions(archive, name, layer)
-        return [prev[-1].address] if prev else []
-    return [L.resolve(archive, name, p, field="--parent").address for p in parents]
-
-
-def _hash_sources(sources: Sequence[Path | str | Mapping[str, Any]]) -> tuple[list[str], list[dict]]:
-    paths, given = [], []
-    for s in sources:
-        if isinstance(s, Mapping):
-            given.append(dict(s))
-        else:
-            paths.append(str(Path(s).resolve()))
-    return paths, given
-
-
-def write_label_version(
-    archive: Archive | Path | str,
-    name: str,
-    layer: str,
-    source: Source,
-    *,
-    kind: str = "ground-truth",
-    parents: Sequence[str] | None = None,
-    annotated: Mapping[str, Any],
-    sources: Sequence[Path | str | Mapping[str, Any]] = (),
-    note: str = "",
-    creator: str | None = None,
-    extra_attrs: Mapping[str, Any] | None = None,
-    extra_provenance: Mapping[str, Any] | None = None,
-    names: Mapping[int, str] | None = None,
-    label_values: Iterable[int] | None = None,
-    version: int | None = None,
-    action: str = "labels-write",
-    started: str | None = None,
-    options: WriteOptions | None = None,
-) -> Result:
-    """Store ``source`` as the next version of ``layer`` (see the module docstring).
-
-    ``annotated``: ``{"slices": [...]}`` and/or ``{"regions": [{"z": [z0, z1], "y": [..],
-    "x": [..]}]}`` (stops exclusive). ``parents``: addresses; None means the previous
-    version of ``layer``. ``sources``: input files (hashed here) or ready records
-    ``{path, name, size, sha256}``. ``label_values``: the values present (else found by
-    reading level 0 back). ``version``: refused unless it is the next one (an existing
-    version is immutable). ``extra_attrs`` join the ``curation`` attribute and
-    ``extra_provenance`` the run record.
-    """
-    t0 = time.monotonic()
-    started = started or now_iso()
+@contextlib.contextmanager
+def label_transaction(archive: Archive | Path | str, name: str, action: str, *, job: Mapping[str, Any],
+                      options: WriteOptions | None = None) -> Iterator[tuple[Transaction, AcquisitionView]]:
+    """The transaction of one label write (lock held, interrupted writes finished) and a
+    fresh read model of the acquisition, which must be clean."""
     opts = options or WriteOptions()
     archive = archive if isinstance(archive, Archive) else open_archive(archive)
-    acq = archive.require_acquisition(name)
-    L.check_layer(layer)
-    L.check_kind(kind)
-    geo = image_geometry(archive, name)
-    if tuple(source.shape) != tuple(geo["shape"]):
-        raise LabelError("the label volume's shape differs from the image's", path=archive.relative(acq),
-                         field="shape", expected=tuple(geo["shape"]), found=tuple(source.shape))
-    dtype = np.dtype(source.dtype)
+    archive.require_acquisition(name)
+    fingerprint = job_fingerprint(action, acquisition=name, **job)
+    with transaction(archive, action, job=fingerprint, acquisition=name, lock_timeout=opts.lock_timeout,
+                     purpose=f"{action} {name}") as tx:
+        view = archive.acquisition(name)
+        if tx.finished is None:
+            view.require_clean(f"write a label version into {name}")
+        yield tx, view
+
+
+@dataclass(frozen=True)
+class LabelWrite:
+    """What to store as the next version of ``layer`` (see :func:`store_label_version`)."""
+
+    layer: str
+    source: Source
+    annotated: Extent | Mapping[str, Any]
+    kind: str = "ground-truth"
+    #: addresses; None: the layer's previous version
+    parents: Sequence[str] | None = None
+    #: input files (hashed while writing) or ready references
+    sources: Sequence[Path | str | FileRef] = ()
+    note: str = ""
+    creator: str | None = None
+    names: Mapping[int, str] | None = None
+    #: the label values present (else found by reading level 0 back)
+    label_values: Iterable[int] | None = None
+    #: refused unless it is the next version (existing versions are immutable)
+    version: int | None = None
+    action: str = "labels-write"
+    started: str | None = None
+    details: Any = None
+    consensus: ConsensusSummary | None = None
+    #: more inputs for the run record (labels read, images)
+    inputs: Sequence[Any] = ()
+    #: identifies the content for a resume of the build (e.g. the base version's tree)
+    content_key: Mapping[str, Any] | None = None
+
+
+def store_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
+                        options: WriteOptions | None = None) -> Result:
+    """Build and commit ``w`` as the next version of its layer, inside ``tx``."""
+    t0 = time.monotonic()
+    opts = options or WriteOptions()
+    archive, name = view.archive, view.name
+    started = w.started or now_iso()
+    layer = L.check_layer(w.layer)
+    kind = L.check_kind(w.kind)
+    geo = view.geometry
+    if tuple(w.source.shape) != geo.shape:
+        raise LabelError("the label volume's shape differs from the image's", path=archive.relative(view.path),
+                         field="shape", expected=geo.shape, found=tuple(w.source.shape))
+    dtype = np.dtype(w.source.dtype)
     unl = unlabeled_value(dtype)
-    names = dict(names or {})
+    names = dict(w.names or {})
     if unl in names or any(k > unl for k in names):
         raise LabelError("a label name is given for a value the dtype reserves or cannot hold", field="--names",
-                         expected=f"values 0..{unl - 1} ({unl} is unlabeled in {dtype.name})",
-                         found=sorted(names))
-    annotated = check_annotated(annotated, tuple(geo["shape"]))
-    for what, extra, core in (("extra_attrs", extra_attrs, LINEAGE_KEYS), ("extra_provenance", extra_provenance,
-                                                                          PROVENANCE_KEYS)):
-        clash = sorted(set(extra or {}) & core)
-        if clash:
-            raise LabelError("extra keys would replace recorded ones", field=what,
-                             expected=f"keys other than {', '.join(sorted(core))}", found=clash)
-    creator = creator or default_creator(archive.root)
-    memory_limit = parse_bytes(opts.memory_limit) or default_memory_limit()
+                         expected=f"values 0..{unl - 1} ({unl} is unlabeled in {dtype.name})", found=sorted(names))
+    annotated = check_annotated(w.annotated, geo.shape)
+    creator = w.creator or dlo.git_identity(archive.root) or current_agent(archive.root).name
 
-    with archive.lock(opts.lock_timeout, purpose=f"label {name} {layer}"):
-        _check_clean(archive, name)
-        n = L.next_version(archive, name, layer)
-        if version is not None and version != n:
-            existing = [v.version for v in L.versions(archive, name, layer)] + L.tagged_versions(archive, name, layer)
-            if version in existing or version < n:
-                raise ImmutableError(f"{L.address_of(layer, version)} exists and versions are immutable",
-                                     path=archive.relative(L.labels_dir(archive, name) / L.group_name(layer, version)),
-                                     field="--layer", expected=f"a new version, {L.address_of(layer, n)}",
-                                     found=L.address_of(layer, version))
-            raise LabelError("versions are numbered in order", field="--layer",
-                             expected=L.address_of(layer, n), found=L.address_of(layer, version))
-        parent_list = _resolve_parents(archive, name, layer, parents)
-        group = L.group_name(layer, n)
-        address = L.address_of(layer, n)
-        target = L.labels_dir(archive, name) / group
-        if target.exists():  # a stray folder: never written into
-            raise ImmutableError("a label group with this name is already there", path=archive.relative(target),
-                                 expected="a new group", found=group)
+    n = L.next_version(view, layer)
+    if w.version is not None and w.version != n:
+        existing = [v.version for v in view.layer(layer)] + L.tagged_versions(archive, name, layer)
+        if w.version in existing or w.version < n:
+            raise ImmutableError(f"{L.address_of(layer, w.version)} exists and versions are immutable",
+                                 path=archive.relative(view.labels_dir / L.group_name(layer, w.version)),
+                                 field="--layer", expected=f"a new version, {L.address_of(layer, n)}",
+                                 found=L.address_of(layer, w.version))
+        raise LabelError("versions are numbered in order", field="--layer", expected=L.address_of(layer, n),
+                         found=L.address_of(layer, w.version))
+    if w.parents is None:
+        prev = view.layer(layer)
+        parents = [prev[-1].address] if prev else []
+    else:
+        parents = [view.label(p, field="--parent").address for p in w.parents]
+    group, address = L.group_name(layer, n), L.address_of(layer, n)
+    target = view.labels_dir / group
+    if target.exists():  # a stray folder: never written into
+        raise ImmutableError("a label group with this name is already there", path=archive.relative(target),
+                             expected="a new group", found=group)
 
-        stage = archive.staging_root / f"labels-{name}-{group}"
-        zroot = stage / group
-        forget_stores(str(zroot))
-        remove_tree(stage)
-        stage.mkdir(parents=True)
-        try:
-            plan = plan_pyramid(geo["shape"], geo["voxel_size_nm"], dtype.name, chunk=geo["chunk"],
-                                shard=geo["shard"], max_levels=geo["levels"])
-            spec = ArraySpec(str(zroot), plan, str(stage), source, kind="label", prefix="", fill_value=unl)
-            create_arrays(spec, multiscales(plan, address, kind="label"))
-            manifest = Manifest(stage / "manifest.jsonl", {"label": address, "started": started})
-            manifest.start()
-            hash_paths, given = _hash_sources(sources)
-            try:
-                with Engine(opts.scheduler, client=opts.client, memory_limit=memory_limit,
-                            concurrency=plan_concurrency(memory_limit, plan.shard_bytes())) as engine:
-                    result = build_pyramid(spec, engine, manifest, hash_paths=hash_paths)
-            finally:
-                manifest.close()
-                forget_stores(str(zroot))
-            files = {f["path"]: f for f in result.files}
-            source_records = given + [
-                {"path": p, "name": Path(p).name, "size": files[p]["size"], "sha256": files[p]["sha256"]}
-                for p in hash_paths]
-            values = sorted({int(v) for v in label_values}) if label_values is not None else _values_on_disk(zroot, plan, result)
-            created = now_iso()
-            lineage = {
-                "layer": layer, "version": n, "address": address, "kind": kind, "parents": parent_list,
-                "creator": creator, "created": created, "tool_version": __version__,
-                "sources": source_records, "annotated": dict(annotated), "note": note or "",
-                "unlabeled_value": unl, "dtype": dtype.name,
-                "label_values": [v for v in values if v != unl][:MAX_LISTED_VALUES],
-                **dict(extra_attrs or {}),
-            }
-            attrs = multiscales(plan, address, kind="label", extra={"image-label": image_label(values, unl, names)})
-            attrs["curation"] = lineage
-            _put_group_attrs(zroot, attrs)
-            validate_label(zroot, "")
-            prefix = f"{L.LABELS}/{group}/"
-            entries = cks.entries_from_records(zroot, result.shards, prefix=prefix)
-            tree = cks.tree_checksum(entries)
-            prov = {
-                "schema_version": "1.0.0", "schemaKey": "LabelVersionProvenance", "action": action,
-                "acquisition": name, "layer": layer, "version": n, "address": address,
-                "group": f"{L.LABELS}/{group}", "kind": kind, "parents": parent_list,
-                "creator": creator, "agent": {"name": creator, "software": f"curation {__version__}",
-                                              "user": _login()},
-                "started": started, "finished": now_iso(),
-                "tool": {"name": "curation", "version": __version__},
-                "inputs": {"sources": source_records, "parents": parent_list},
-                "outputs": {"group": f"{archive.image_path(name).name}/{L.LABELS}/{group}",
-                            "dtype": dtype.name, "unlabeled_value": unl, "label_values": lineage["label_values"],
-                            "levels": len(plan.levels)},
-                "annotated": dict(annotated), "note": note or "",
-                "tree_sha256": tree, "n_files": len(entries), "bytes": sum(e.size for e in entries),
-                "n_shards": len(result.shards),
-                "stored_shards": sum(1 for s in result.shards if s.nbytes),
-                **dict(extra_provenance or {}),
-            }
-            message = (f"Label {name}: {address} ({kind}, {_describe(annotated)})"
-                       + (f" from {', '.join(parent_list)}" if parent_list else ""))
-            tag = L.tag_name(name, layer, n)
-            commits = _register(archive, name, zroot, target, group, prov, entries, message, tag)
-        finally:
-            forget_stores(str(zroot))
-            remove_tree(stage)
-
-    seconds = time.monotonic() - t0
-    return ok(
-        action, archive.relative(target),
-        f"stored {address} ({kind}) in {name}: {_describe(annotated)}, {dtype.name}, "
-        f"{prov['stored_shards']} of {prov['n_shards']} shards stored, tag {tag}",
-        acquisition=name, layer=layer, version=n, address=address, kind=kind, group=f"{L.LABELS}/{group}",
-        parents=parent_list, creator=creator, dtype=dtype.name, unlabeled_value=unl,
-        label_values=lineage["label_values"], annotated=dict(annotated), tag=tag,
-        tree_sha256=tree, n_files=len(entries), bytes=prov["bytes"], n_shards=prov["n_shards"],
-        stored_shards=prov["stored_shards"], seconds=round(seconds, 3),
-        provenance=archive.relative(acq / L.PROVENANCE / f"{group}.json"), **commits,
+    stage = tx.staging(f"labels-{name}-{layer}")
+    zroot = stage / "group"
+    plan = plan_pyramid(geo.shape, geo.voxel_size_nm, dtype.name, chunk=geo.chunk, shard=geo.shard,
+                        max_levels=len(geo.levels))
+    hash_paths = [str(Path(s).resolve()) for s in w.sources if not isinstance(s, FileRef)]
+    given = [s for s in w.sources if isinstance(s, FileRef)]
+    fingerprint = {"label": f"{name}/{layer}", "dtype": dtype.name, "job": tx.job, "plan": plan.to_dict(),
+                   "content": dict(w.content_key or {})}
+    written = write_pyramid(stage=stage, zroot=zroot, plan=plan, source=w.source, kind="label",
+                            group_attrs=multiscales(plan, address, kind="label"), fingerprint=fingerprint,
+                            options=opts, fill_value=unl, hash_paths=hash_paths, source_label=f"{address}")
+    source_refs = given + [written.file_ref(p) for p in hash_paths]
+    values = (sorted({int(v) for v in w.label_values}) if w.label_values is not None
+              else _values_on_disk(zroot, plan, written.result))
+    listed = [v for v in values if v != unl][:MAX_LISTED_VALUES]
+    lineage = LabelLineage(
+        acquisition=name, layer=layer, version=n, address=address, kind=kind, parents=parents, creator=creator,
+        created=now_iso(), tool_version=__version__, sources=source_refs, annotated=annotated, note=w.note or "",
+        unlabeled_value=unl, dtype=dtype.name, label_values=listed,
+        names={k: v for k, v in sorted(names.items()) if k not in (0, unl)}, consensus=w.consensus,
     )
+    attrs = multiscales(plan, address, kind="label", extra={"image-label": image_label(values, unl, names)})
+    attrs["curation"] = record_json(lineage)
+    _put_group_attrs(zroot, attrs)
+    prefix = f"{L.LABELS}/{group}/"
+    written = finish_group(written, zroot, kind="label", checksum_prefix=prefix)
+    image = view.image_path.name
+    storage = StorageInfo(tree_sha256=written.tree_sha256, n_files=len(written.entries), bytes=written.bytes,
+                          n_shards=len(written.result.shards), stored_shards=written.stored_shards)
+    record = LabelVersionRecord(
+        id=f"labels/{group}", action=w.action, acquisition=name, started=started, finished=now_iso(),
+        agent=current_agent(archive.root), tool=ToolInfo(version=__version__),
+        inputs=[*source_refs, *(LabelRef(address=p, acquisition=name) for p in parents), *w.inputs],
+        outputs=[OutputRef(kind="label", path=f"{image}/{L.LABELS}/{group}", address=address,
+                           tree_sha256=storage.tree_sha256, n_files=storage.n_files, bytes=storage.bytes)],
+        details=w.details, engine=written.engine, seconds=round(time.monotonic() - t0, 3), note=w.note or "",
+        layer=layer, version=n, address=address, group=f"{L.LABELS}/{group}", lineage=lineage, storage=storage,
+    )
+    cks.write_tsv(stage / "checksums.tsv", written.entries)
+    write_record(stage / "record.json", record)
+    listing = _listing_doc(view.labels_dir / "zarr.json")
+    ome = listing.setdefault("attributes", {}).setdefault("ome", {"version": "0.5"})
+    ome.setdefault("version", "0.5")
+    ome["labels"] = [e for e in ome.get("labels", []) if e != group] + [group]
+    write_text_atomic(stage / "labels.zarr.json", json.dumps(listing, indent=2) + "\n")
+    checkpoint("labels-records")
+
+    message = (f"Label {name}: {address} ({kind}, {_describe(annotated)})"
+               + (f" from {', '.join(parents)}" if parents else ""))
+    tag = L.tag_name(name, layer, n)
+    acq, st = tx.rel(view.path), tx.rel(stage)
+    image_rel = f"{acq}/{image}"
+    prov = f"{acq}/{LABEL_PROVENANCE}"
+    steps = [
+        Move(source=f"{st}/group", target=f"{image_rel}/{L.LABELS}/{group}"),
+        Move(source=f"{st}/labels.zarr.json", target=f"{image_rel}/{L.LABELS}/zarr.json",
+             replace=(view.labels_dir / "zarr.json").exists()),
+        Move(source=f"{st}/record.json", target=f"{prov}/{group}.json"),
+        Move(source=f"{st}/checksums.tsv", target=f"{prov}/{group}.checksums.tsv"),
+        AnnexKnown(repo=acq, checksums=f"{prov}/{group}.checksums.tsv", prefix=f"{image}/"),
+        Commit(repo=acq, paths=[f"{image}/{L.LABELS}", LABEL_PROVENANCE], message=message),
+        Tag(repo=acq, name=tag, message=message),
+        Commit(repo=".", paths=[acq], message=message),
+        Tag(repo=".", name=tag, message=message),
+        Remove(path=st),
+    ]
+    result = ok(
+        w.action, f"{image_rel}/{L.LABELS}/{group}",
+        f"stored {address} ({kind}) in {name}: {_describe(annotated)}, {dtype.name}, "
+        f"{storage.stored_shards} of {storage.n_shards} shards stored, tag {tag}",
+        acquisition=name, layer=layer, version=n, address=address, kind=kind, group=f"{L.LABELS}/{group}",
+        parents=parents, creator=creator, dtype=dtype.name, unlabeled_value=unl, label_values=listed,
+        annotated=annotated.model_dump(mode="json"), tag=tag, tree_sha256=storage.tree_sha256,
+        n_files=storage.n_files, bytes=storage.bytes, n_shards=storage.n_shards,
+        stored_shards=storage.stored_shards, provenance=f"{prov}/{group}.json",
+    )
+    tx.apply(steps, result)
+    data = dict(result.data)
+    data.update(archive_commit=dlo.head(archive.root), dataset_commit=dlo.head(view.path),
+                seconds=round(time.monotonic() - t0, 3))
+    return result.model_copy(update={"data": data})
 
 
-def _login() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # pragma: no cover
-        return None
+def write_label_version(archive: Archive | Path | str, name: str, layer: str, source: Source, *,
+                        annotated: Extent | Mapping[str, Any], options: WriteOptions | None = None,
+                        job: Mapping[str, Any] | None = None, **fields: Any) -> Result:
+    """Store a ready ``source`` as the next version of ``layer`` (fields: see :class:`LabelWrite`).
+
+    ``job`` identifies the request for a re-run after a crash (default: the layer, the
+    annotated extent, the parameters and a digest of the source's slices)."""
+    w = LabelWrite(layer=layer, source=source, annotated=annotated, **fields)
+    key = dict(job) if job is not None else _default_job(w)
+    with label_transaction(archive, name, w.action, job=key, options=options) as (tx, view):
+        if tx.finished is not None:
+            return tx.finished
+        return store_label_version(tx, view, w, options)
 
 
-def _describe(annotated: Mapping[str, Any]) -> str:
+def _default_job(w: LabelWrite) -> dict[str, Any]:
+    ext = w.annotated.model_dump(mode="json") if isinstance(w.annotated, Extent) else dict(w.annotated)
+    digest = ""
+    if isinstance(w.source, PlaneSource) and w.source.planes:
+        import hashlib
+
+        h = hashlib.sha256()
+        for z in sorted(w.source.planes):
+            h.update(np.ascontiguousarray(w.source.planes[z]).tobytes())
+        digest = h.hexdigest()
+    return {"layer": w.layer, "kind": w.kind, "annotated": ext, "parents": list(w.parents or []) or None,
+            "note": w.note, "names": {str(k): v for k, v in (w.names or {}).items()}, "version": w.version,
+            "sources": [str(s) for s in w.sources], "planes": digest, "created": now_iso()
+            if not digest and not w.sources else None}
+
+
+def _describe(annotated: Extent) -> str:
     parts = []
-    zs = L.annotated_slices(dict(annotated))
-    if zs:
-        parts.append(f"{len(zs)} annotated slice(s)")
-    if annotated.get("regions"):
-        parts.append(f"{len(annotated['regions'])} annotated region(s)")
+    if annotated.slices:
+        parts.append(f"{len(annotated.slices)} annotated slice(s)")
+    if annotated.regions:
+        parts.append(f"{len(annotated.regions)} annotated region(s)")
     return ", ".join(parts) or "nothing annotated"
 
 
@@ -484,9 +500,7 @@ def _put_group_attrs(zroot: Path, attrs: dict) -> None:
     path = zroot / "zarr.json"
     doc = json.loads(path.read_text())
     doc["attributes"] = attrs
-    tmp = path.with_name("zarr.json.partial")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(doc, indent=2))
 
 
 def _values_on_disk(zroot: Path, plan, result) -> list[int]:
@@ -501,88 +515,24 @@ def _values_on_disk(zroot: Path, plan, result) -> list[int]:
     return sorted(found)
 
 
-# --- registering, atomically -----------------------------------------------------------------
-
-
 def _listing_doc(labels_json: Path) -> dict:
     if labels_json.exists():
         return json.loads(labels_json.read_text())
     return {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5", "labels": []}}}
 
 
-def _register(archive: Archive, name: str, zroot: Path, target: Path, group: str, prov: dict,
-              entries: list, message: str, tag: str) -> dict[str, Any]:
-    """Move the staged group into place, record it and commit + tag both repositories;
-    on any failure put everything back as it was."""
-    acq = archive.acquisition_path(name)
-    labels = target.parent
-    labels_json = labels / "zarr.json"
-    prov_dir = acq / L.PROVENANCE
-    prov_json = prov_dir / f"{group}.json"
-    prov_tsv = prov_dir / f"{group}.checksums.tsv"
-    before = {"acq": dlo.head(acq), "root": dlo.head(archive.root)}
-    old_listing = labels_json.read_bytes() if labels_json.exists() else None
-    made_labels = not labels.exists()
-    made_prov = [p for p in (acq / "provenance", prov_dir) if not p.exists()]
-    tagged: list[Path] = []
-    try:
-        labels.mkdir(exist_ok=True)
-        os.rename(zroot, target)
-        doc = _listing_doc(labels_json)
-        ome = doc.setdefault("attributes", {}).setdefault("ome", {"version": "0.5"})
-        ome.setdefault("version", "0.5")
-        ome["labels"] = [e for e in ome.get("labels", []) if e != group] + [group]
-        labels_json.write_text(json.dumps(doc, indent=2) + "\n")
-        prov_dir.mkdir(parents=True, exist_ok=True)
-        cks.write_tsv(prov_tsv, entries)
-        prov_json.write_text(json.dumps(prov, indent=2, default=str) + "\n")
-        image = archive.image_path(name).name
-        dlo.annex_known(acq, [(f"{image}/{e.path}", e.size, e.sha256) for e in entries])
-        dlo.save(acq, message, [labels, prov_dir])
-        dlo.tag(acq, tag, message)
-        tagged.append(acq)
-        dlo.save(archive.root, message, [acq])
-        dlo.tag(archive.root, tag, message)
-        tagged.append(archive.root)
-    except BaseException:
-        _rollback(archive, acq, tag, tagged, before, target, (prov_json, prov_tsv), labels_json, old_listing,
-                  labels if made_labels else None, made_prov)
-        raise
-    return {"commit": dlo.head(archive.root), "dataset_commit": dlo.head(acq)}
-
-
-def _rollback(archive: Archive, acq: Path, tag: str, tagged: list[Path], before: dict, target: Path,
-              files: tuple[Path, ...], labels_json: Path, old_listing: bytes | None, new_labels: Path | None,
-              made_prov: list[Path]) -> None:
-    """Put both repositories and the working trees back as they were (best effort: every
-    step runs even when one fails, and the original error is what the caller sees)."""
-    steps: list[Callable[[], Any]] = [lambda r=r: dlo.git(r, "tag", "-d", tag, check=False) for r in tagged]
-    steps += [lambda r=r, c=c: dlo.reset_hard(r, c) for r, c in ((archive.root, before["root"]), (acq, before["acq"])) if c]
-    steps.append(lambda: remove_tree(target))
-    steps += [lambda p=p: p.unlink(missing_ok=True) for p in files]
-    if old_listing is not None:
-        steps.append(lambda: labels_json.write_bytes(old_listing))
-    else:
-        steps.append(lambda: labels_json.unlink(missing_ok=True))
-    for d in ([new_labels] if new_labels else []) + list(reversed(made_prov)):
-        steps.append(lambda d=d: d.rmdir() if d.exists() and not any(d.iterdir()) else None)
-    for step in steps:
-        try:
-            step()
-        except Exception:  # keep going: the rest of the rollback still matters
-            pass
-
-
 __all__ = [
     "LABEL_DTYPES",
-    "check_annotated",
+    "LabelWrite",
+    "LayeredSource",
     "PlaneSource",
     "WriteOptions",
-    "default_creator",
-    "image_geometry",
+    "check_annotated",
     "image_label",
+    "label_transaction",
     "parse_names",
     "smallest_dtype",
+    "store_label_version",
     "unlabeled_value",
     "write_label_version",
 ]

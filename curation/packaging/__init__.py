@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import PackagingError
 from ..records import Result
-from .runrecords import RunRecord, read_run_records
+from .runrecords import RunSummary, read_run_records
 
 FORMATS = ("empiar", "ro-crate", "bagit", "datacite")
 _ALIASES = {"rocrate": "ro-crate", "ro_crate": "ro-crate", "bag": "bagit"}
@@ -81,4 +81,4 @@ def package(
     return [write_datacite(src, target, doi=doi, publisher=publisher)]
 
 
-__all__ = ["FORMATS", "RunRecord", "package", "read_run_records"]
+__all__ = ["FORMATS", "RunSummary", "package", "read_run_records"]

@@ -41,11 +41,10 @@ def contact(src: PackageSource) -> tuple[dict[str, str], list[Problem]]:
 
 
 def raw_problems(src: PackageSource) -> list[Problem]:
-    raw_copy = str(src.prov.get("raw_copy") or "").rstrip("/")
+    raw_copy = str(src.ingest.raw_copy or "").rstrip("/")
     if not raw_copy:
         return []
-    absent = [s["name"] for s in src.prov.get("sources", []) if s.get("name")
-              and not (src.acq / raw_copy / s["name"]).exists()]
+    absent = [s.name for s in src.ingest.sources if not (src.acq / raw_copy / s.name).exists()]
     if absent:
         return [Problem(raw_copy, f"{len(absent)} raw file(s) not present here: {', '.join(absent[:5])} "
                         "(run `datalad get` on the archive)")]

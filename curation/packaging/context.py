@@ -1,11 +1,12 @@
-"""What a package is made from: one acquisition of an archive and the label versions chosen.
+"""What a package is made from: one acquisition of an archive (its read model,
+:class:`~curation.repository.view.AcquisitionView`) and the label versions chosen.
 
-:func:`load_source` opens the archive, reads ``metadata.json`` (validated again with the
-metadata models), ``provenance/ingest.json`` and every label version that
-:func:`~curation.repository.archive.label_versions` lists, with its ``curation``
-attributes and run record. :func:`select_labels` turns ``--labels`` selectors
-(``mito`` for the latest version of a layer, ``mito@v2`` for one version) into label
-versions; unknown layers or versions are refused with the list of what exists.
+:func:`load_source` opens the acquisition, refuses it when its files differ from what is
+committed (a hand-edited ``metadata.json`` would otherwise be deposited while the
+records name an older commit), and validates its metadata again.
+:func:`select_labels` turns ``--labels`` selectors (``mito`` for the latest version of a
+layer, ``mito@v2`` for one version) into label versions; unknown layers or versions are
+refused with the list of what exists.
 """
 
 from __future__ import annotations
@@ -18,130 +19,92 @@ from typing import Any
 
 from ..errors import InvalidNameError, MetadataError, NotFoundError, PackagingError
 from ..omezarr import checksum as cks
-from ..repository import datalad_ops as dlo
-from ..repository.archive import Archive, label_versions, open_archive
+from ..provenance import IngestRecord
+from ..repository.archive import Archive, open_archive
 from ..repository.names import check_name
-from .export_common import CopyStats, Problem, copy_tree, read_json, write_json
+from ..repository.view import AcquisitionView, LabelVersion
+from .export_common import CopyStats, Problem, copy_tree, write_json
 
 _SELECTOR = re.compile(r"^(?P<layer>[^@]+?)(?:@v?(?P<version>[0-9]+))?$")
 
 
 @dataclass(frozen=True)
-class LabelVersion:
-    """One stored version of a label layer."""
-
-    layer: str
-    version: int | None
-    group: str  # folder name under NAME.ome.zarr/labels/
-    path: Path  # absolute path of the label image group
-    attrs: dict[str, Any]  # the ``curation`` attributes of the group
-    record_path: Path | None  # provenance/labels/<group>.json
-    record: dict[str, Any]
-    checksums_path: Path | None
-
-    @property
-    def address(self) -> str:
-        return self.attrs.get("address") or (f"{self.layer}@v{self.version}" if self.version is not None
-                                              else self.layer)
-
-    @property
-    def kind(self) -> str | None:
-        return self.attrs.get("kind") or self.record.get("kind")
-
-    @property
-    def parents(self) -> list[str]:
-        p = self.attrs.get("parents", self.record.get("parents", []))
-        return [str(x) for x in (p if isinstance(p, list) else [p]) if x]
-
-    def rel(self, name: str) -> str:
-        """Path relative to the acquisition root."""
-        return f"{name}.ome.zarr/labels/{self.group}"
-
-
-@dataclass(frozen=True)
 class PackageSource:
-    archive: Archive
-    name: str
-    acq: Path
-    zroot: Path
-    metadata: Any  # curation.metadata.AcquisitionMetadata
-    document: dict[str, Any]
-    prov: dict[str, Any]
-    labels: list[LabelVersion] = field(default_factory=list)  # the chosen versions
-    all_labels: list[LabelVersion] = field(default_factory=list)
-    commit: str | None = None
-    archive_commit: str | None = None
+    """An acquisition as a package reads it, and the label versions chosen for it."""
+
+    view: AcquisitionView
+    labels: list[LabelVersion] = field(default_factory=list)
+    #: the validated metadata (default: the stored document's)
+    metadata: Any = None
+
+    def __post_init__(self) -> None:
+        if self.metadata is None:
+            object.__setattr__(self, "metadata", self.view.metadata)
+
+    @property
+    def archive(self) -> Archive:
+        return self.view.archive
+
+    @property
+    def name(self) -> str:
+        return self.view.name
+
+    @property
+    def acq(self) -> Path:
+        return self.view.path
+
+    @property
+    def zroot(self) -> Path:
+        return self.view.image_path
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return self.view.document
+
+    @property
+    def ingest(self) -> IngestRecord:
+        return self.view.ingest
+
+    @property
+    def all_labels(self) -> list[LabelVersion]:
+        return self.view.labels
+
+    @property
+    def commit(self) -> str | None:
+        return self.view.commit
+
+    @property
+    def archive_commit(self) -> str | None:
+        return self.view.archive_commit
 
     @property
     def voxel_size_nm(self) -> list[float]:
-        plan = self.prov.get("image", {}).get("plan", {})
-        levels = plan.get("levels") or [{}]
-        scale = levels[0].get("scale_nm")
-        if scale:
-            return [float(v) for v in scale]
-        return [float(v) for v in self.prov.get("header", {}).get("voxel_size_nm", [])]
+        return [float(v) for v in self.view.geometry.voxel_size_nm]
 
     @property
     def shape(self) -> list[int]:
-        plan = self.prov.get("image", {}).get("plan", {})
-        return [int(v) for v in plan.get("shape") or self.prov.get("header", {}).get("shape", [])]
+        return list(self.view.geometry.shape)
 
     @property
     def dtype(self) -> str:
-        return str(self.prov.get("image", {}).get("plan", {}).get("dtype") or self.prov.get("header", {}).get("dtype"))
+        return self.view.geometry.dtype
 
 
 def load_source(archive_path: Path | str, name: str) -> PackageSource:
-    from ..metadata import parse_metadata
-
     archive = open_archive(archive_path)
     check_name(name, what="acquisition name", field="NAME")
-    acq = archive.require_acquisition(name)
-    md_path = acq / "metadata.json"
+    view = archive.acquisition(name)
+    view.require_clean("package it")
     try:
-        document = json.loads(md_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise PackagingError("the acquisition metadata cannot be read", path=md_path,
-                             found=type(exc).__name__) from exc
-    try:
-        md = parse_metadata(document, path=md_path)
+        metadata = view.metadata
     except MetadataError as exc:
-        raise PackagingError(f"the stored metadata is not valid: {exc.message}", path=md_path,
-                             hint="fix it with a new metadata commit before packaging") from exc
-    prov_path = acq / "provenance" / "ingest.json"
-    prov = read_json(prov_path)
-    if not prov:
-        raise PackagingError("the ingest record is missing or unreadable", path=prov_path,
-                             expected="provenance/ingest.json", found="nothing")
-    labels = _label_versions(archive, name, acq)
-    return PackageSource(archive=archive, name=name, acq=acq, zroot=archive.image_path(name), metadata=md,
-                         document=document, prov=prov, labels=[], all_labels=labels, commit=dlo.head(acq),
-                         archive_commit=dlo.head(archive.root))
-
-
-def _label_versions(archive: Archive, name: str, acq: Path) -> list[LabelVersion]:
-    out = []
-    for entry in label_versions(archive, name):
-        path = (archive.root / entry["path"]).resolve()
-        group = path.name
-        check_name(group, what="label group name", field=f"{name}.ome.zarr/labels")
-        if path.parent != archive.image_path(name).resolve() / "labels":
-            raise InvalidNameError("a label group lies outside the image's labels/ folder",
-                                   field="labels", found=entry["path"])
-        attrs = read_json(path / "zarr.json").get("attributes", {}).get("curation", {})
-        layer = str(attrs.get("layer") or entry.get("name") or group)
-        check_name(layer, what="label layer name", field=f"labels/{group}")
-        version = attrs.get("version", entry.get("version"))
-        try:
-            version = int(version) if version is not None else None
-        except (TypeError, ValueError):
-            version = None
-        rec_path = acq / "provenance" / "labels" / f"{group}.json"
-        tsv = acq / "provenance" / "labels" / f"{group}.checksums.tsv"
-        out.append(LabelVersion(layer=layer, version=version, group=group, path=path, attrs=attrs,
-                                record_path=rec_path if rec_path.is_file() else None,
-                                record=read_json(rec_path), checksums_path=tsv if tsv.is_file() else None))
-    return out
+        raise PackagingError(f"the stored metadata is not valid: {exc.message}", path=view.path / "metadata.json",
+                             hint="correct it with `curate metadata update` before packaging") from exc
+    for lv in view.labels:
+        if lv.path.parent != view.labels_dir:
+            raise InvalidNameError("a label group lies outside the image's labels/ folder", field="labels",
+                                   found=str(lv.path))
+    return PackageSource(view=view, metadata=metadata)
 
 
 def parse_selector(text: str) -> tuple[str, int | None]:
@@ -171,7 +134,7 @@ def select_labels(src: PackageSource, selectors: list[str] | None, *, default: s
         else:
             chosen = [_latest(versions, layer) for layer in sorted({v.layer for v in versions})]
         return replace(src, labels=chosen)
-    chosen: list[LabelVersion] = []
+    chosen = []
     for sel in selectors:
         layer, version = parse_selector(sel)
         candidates = [v for v in versions if v.layer == layer]
@@ -195,7 +158,7 @@ def select_labels(src: PackageSource, selectors: list[str] | None, *, default: s
 
 def _latest(versions: list[LabelVersion], layer: str) -> LabelVersion:
     cands = [v for v in versions if v.layer == layer]
-    return max(cands, key=lambda v: (v.version if v.version is not None else -1, v.group))
+    return max(cands, key=lambda v: v.version)
 
 
 # --- presence of the stored data --------------------------------------------------------------
@@ -208,7 +171,7 @@ def recorded_entries(src: PackageSource, labels: list[LabelVersion] | None = Non
     """
     out: dict[str, tuple[int, str]] = {}
     chosen = src.all_labels if labels is None else labels
-    tsvs = [src.acq / "provenance" / "checksums.tsv"] + [v.checksums_path for v in chosen if v.checksums_path]
+    tsvs = [src.acq / "provenance" / "checksums.tsv"] + [v.checksums_path for v in chosen]
     for tsv in tsvs:
         try:
             for e in cks.read_tsv(tsv):
@@ -262,11 +225,10 @@ def copy_acquisition(src: PackageSource, dest: Path) -> CopyStats:
     chosen = {lab.group for lab in src.labels}
     dropped = {lab.group for lab in src.all_labels} - chosen
     recorded = {zprefix + k: v for k, v in recorded_entries(src, src.labels).items()}
-    raw_copy = str(src.prov.get("raw_copy") or "").rstrip("/")
+    raw_copy = str(src.ingest.raw_copy or "").rstrip("/")
     if raw_copy:
-        for s in src.prov.get("sources", []):
-            if s.get("name") and s.get("sha256"):
-                recorded[f"{raw_copy}/{s['name']}"] = (s.get("size"), s["sha256"])
+        for s in src.ingest.sources:
+            recorded[f"{raw_copy}/{s.name}"] = (s.size, s.sha256)
 
     def skip(rel: str) -> bool:
         top = rel.split("/", 1)[0]

@@ -89,7 +89,7 @@ def build_datacite(src: PackageSource, *, doi: str | None = None, publisher: str
     n_bytes = sum(size for size, _ in entries.values())
     rel = study.release
     year = rel.date.year if rel.policy.value == "hold_until_date" and rel.date else date.today().year
-    finished = str(src.prov.get("finished") or "")[:10]
+    finished = src.ingest.finished[:10]
     subjects = [{"subject": k} for k in study.keywords]
     subjects.append({"subject": md.acquisition.technique.value, "subjectScheme": "volume EM technique"})
     org = md.biosample.organism
@@ -115,9 +115,8 @@ def build_datacite(src: PackageSource, *, doi: str | None = None, publisher: str
         related.append({"relatedIdentifier": study.citation.doi, "relatedIdentifierType": "DOI",
                         "relationType": "IsSupplementTo", "resourceTypeGeneral": "JournalArticle"})
     formats = ["OME-Zarr 0.5 (Zarr v3)", "application/json"]
-    raw_suffixes = sorted({Path(s.get("name", "")).suffix.lower().lstrip(".") for s in src.prov.get("sources", [])
-                           if s.get("name")} - {""})
-    if src.prov.get("raw_copy"):
+    raw_suffixes = sorted({Path(s.name).suffix.lower().lstrip(".") for s in src.ingest.sources} - {""})
+    if src.ingest.raw_copy:
         formats += [f"{s.upper()} (raw files as recorded)" for s in raw_suffixes]
     attrs: dict[str, Any] = {
         "identifiers": [{"identifier": doi, "identifierType": "DOI"}] if doi else [],

@@ -50,6 +50,7 @@ from .. import __version__
 from ..errors import InvalidNameError
 from ..records import Result, ok
 from ..templates import render
+from ..provenance import Extent
 from .context import PackageSource, missing_content
 from .empiar_checks import (
     BAD_NAME_CHARS,
@@ -73,7 +74,6 @@ from .export_common import (
     copy_tree,
     copy_verified,
     export_tiff_stack,
-    read_json,
     refuse,
     safe_relpath,
     staged_output,
@@ -245,10 +245,10 @@ def scale_code(src: PackageSource) -> str | None:
 
 def raw_plan(src: PackageSource) -> tuple[list[dict[str, Any]], list[Problem]]:
     """Where each raw file comes from: the acquisition's raw/ copy, else the recorded path."""
-    raw_copy = src.prov.get("raw_copy")
+    raw_copy = src.ingest.raw_copy
     items, problems, seen = [], [], set()
-    for s in src.prov.get("sources", []):
-        name = str(s.get("name") or "")
+    for s in src.ingest.sources:
+        name = s.name
         if not name or "/" in name or "\\" in name:
             raise InvalidNameError("a recorded source name is not a plain file name",
                                    path=src.acq / "provenance" / "ingest.json", field="sources.name", found=name)
@@ -260,9 +260,9 @@ def raw_plan(src: PackageSource) -> tuple[list[dict[str, Any]], list[Problem]]:
             path = src.acq / safe_relpath(str(raw_copy).rstrip("/"), field="raw_copy") / name
             where = f"{str(raw_copy).rstrip('/')}/{name}"
         else:
-            path = Path(str(s.get("path")))
+            path = Path(s.path)
             where = str(path)
-        size = s.get("size")
+        size = s.size
         if not path.exists():
             why = ("content not present here (run `datalad get`)" if raw_copy and path.is_symlink()
                    else "missing" + ("" if raw_copy else "; the acquisition was ingested without --keep-raw, so the "
@@ -271,7 +271,7 @@ def raw_plan(src: PackageSource) -> tuple[list[dict[str, Any]], list[Problem]]:
         elif size is not None and path.stat().st_size != size:
             problems.append(Problem("raw source", f"{where}: changed since ingest", expected=f"{size} bytes",
                                     found=f"{path.stat().st_size} bytes"))
-        items.append({"name": name, "path": path, "size": size, "sha256": s.get("sha256")})
+        items.append({"name": name, "path": path, "size": size, "sha256": s.sha256})
     if not items:
         problems.append(Problem("provenance/ingest.json", "no source files recorded", expected="sources"))
     return items, problems
@@ -301,44 +301,34 @@ def _names(items: Any, limit: int = 10) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _annotated_text(annotated: Any) -> str:
-    if isinstance(annotated, dict):
-        parts = []
-        zs = annotated.get("slices") or []
-        if zs:
-            parts.append(f"z {compress_ranges(zs)} ({len(zs)} whole slices)")
-        regions = annotated.get("regions") or []
-        if regions:
-            parts.append(f"{len(regions)} region(s) " + "; ".join(
-                " ".join(f"{ax} {r[ax][0]}-{r[ax][1] - 1}" for ax in "zyx" if ax in r) for r in regions[:5]))
-        return ", ".join(parts)
-    if isinstance(annotated, list) and all(isinstance(v, int) for v in annotated):
-        return f"z {compress_ranges(annotated)} ({len(annotated)} slices)"
-    return str(annotated or "")
+def _annotated_text(annotated: Extent) -> str:
+    parts = []
+    if annotated.slices:
+        parts.append(f"z {compress_ranges(annotated.slices)} ({len(annotated.slices)} whole slices)")
+    if annotated.regions:
+        parts.append(f"{len(annotated.regions)} region(s) " + "; ".join(
+            " ".join(f"{ax} {getattr(r, ax)[0]}-{getattr(r, ax)[1] - 1}" for ax in "zyx")
+            for r in annotated.regions[:5]))
+    return ", ".join(parts)
 
 
 def label_details(src: PackageSource, lab: Any, dtype: str, fill: Any) -> str:
     """Lineage and value meanings of a label version, for its image set's ``details``."""
-    a, rec = lab.attrs, lab.record
-    unlabeled = a.get("unlabeled_value", a.get("unlabeled", fill))
-    creator = a.get("creator") or rec.get("creator") or rec.get("agent")
-    if isinstance(creator, dict):
-        creator = creator.get("name") or ", ".join(f"{k}={v}" for k, v in creator.items())
-    sources = a.get("sources") or rec.get("sources") or []
-    annotated = _annotated_text(a.get("annotated", rec.get("annotated")))
-    props = (read_json(lab.path / "zarr.json").get("attributes", {}).get("ome", {})
-             .get("image-label", {}).get("properties", []))
-    meanings = [f"{p['label-value']} = {p.get('name')}" for p in props if isinstance(p, dict) and "label-value" in p]
+    a = lab.lineage
+    unlabeled = a.unlabeled_value
+    creator = a.creator
+    sources = [s.name for s in a.sources]
+    annotated = _annotated_text(a.annotated)
+    meanings = [f"{v} = {n}" for v, n in sorted(lab.names.items())]
     parts = [
         f"Label layer '{lab.layer}', version {lab.version} ({lab.address}), kind: {lab.kind or 'not recorded'}.",
         f"Parents: {', '.join(lab.parents) or 'none'}.",
-        f"Created {a.get('created') or rec.get('finished') or 'at an unrecorded time'}"
-        f" by {creator or 'an unrecorded creator'}.",
+        f"Created {a.created} by {creator}.",
         f"Sources: {_names(sources) or 'not recorded'}.",
         f"Annotated: {annotated or 'not recorded'}.",
     ]
-    if a.get("note") or rec.get("note"):
-        parts.append(f"Note: {a.get('note') or rec.get('note')}.")
+    if a.note:
+        parts.append(f"Note: {a.note}.")
     parts.append(f"Voxel values ({dtype}): {unlabeled} means unlabeled (not annotated) and is kept as stored; "
                  + (f"values: {'; '.join(meanings[:20])}." if meanings else "0 is background, other values are "
                     "label ids."))
@@ -351,9 +341,9 @@ def plan_imagesets(src: PackageSource, raw: list[dict[str, Any]]) -> list[dict[s
     md, name = src.metadata, src.name
     vox = src.voxel_size_nm
     z_nm, y_nm, x_nm = vox
-    header = src.prov.get("header", {})
-    hshape = header.get("shape") or src.shape
-    hdtype = header.get("dtype") or src.dtype
+    header = src.ingest.header
+    hshape = list(header.shape)
+    hdtype = header.dtype
     suffixes = Counter(Path(r["name"]).suffix.lower() for r in raw)
     suffix = suffixes.most_common(1)[0][0] if suffixes else ""
     n_raw = len(raw)

@@ -33,7 +33,7 @@ from ..records import Result, ok
 from ..repository.archive import now_iso
 from .context import PackageSource, copy_acquisition, deposit_readme, identifier_note, missing_content
 from .export_common import folder_stats, refuse, staged_output
-from .runrecords import RunRecord, read_run_records
+from .runrecords import RunSummary, read_run_records
 
 TERMS = "https://curation.example.org/terms#"
 EXTRA_TERMS = {"fileCount": TERMS + "fileCount", "sha256": TERMS + "sha256", "recordedPath": TERMS + "recordedPath"}
@@ -142,7 +142,7 @@ class _Builder:
         return self.ctx(f"#item-{key}", props)
 
 
-def add_run(b: _Builder, run: RunRecord) -> Any:
+def add_run(b: _Builder, run: RunSummary) -> Any:
     """One CreateAction from one normalised run record (the only converter)."""
     props: dict[str, Any] = {"@type": "CreateAction", "name": f"{run.action}: {run.id}",
                              "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"}}
@@ -191,7 +191,7 @@ def _unique(entities: list[Any]) -> list[Any]:
     return out
 
 
-def build_crate(src: PackageSource, base: Path, runs: list[RunRecord], *, doi: str | None = None,
+def build_crate(src: PackageSource, base: Path, runs: list[RunSummary], *, doi: str | None = None,
                 publisher: str | None = None) -> Any:
     b = _Builder(src, base)
     md, study, name = src.metadata, src.metadata.study, src.name
@@ -243,25 +243,24 @@ def build_crate(src: PackageSource, base: Path, runs: list[RunRecord], *, doi: s
         "name": f"{name}.ome.zarr", "description": f"OME-Zarr 0.5 image {' x '.join(map(str, src.shape))} "
         f"{src.dtype} at {' x '.join(f'{v:g}' for v in src.voxel_size_nm)} nm (z, y, x), multiscale pyramid",
         "encodingFormat": "OME-Zarr", "conformsTo": {"@id": NGFF_05},
-        "dateCreated": str(src.prov.get("finished") or ""), "measurementTechnique": md.acquisition.technique.value})
+        "dateCreated": src.ingest.finished, "measurementTechnique": md.acquisition.technique.value})
     parts.append(image)
     for lab in src.labels:
-        rel = f"{b.prefix}{lab.rel(name)}"
+        rel = f"{b.prefix}{lab.rel}"
         props = {"name": lab.address, "description": f"label layer {lab.layer}, version {lab.version}, "
                  f"kind {lab.kind or 'not recorded'}", "version": str(lab.version), "conformsTo": {"@id": NGFF_05},
                  "encodingFormat": "OME-Zarr"}
-        if lab.attrs.get("created"):
-            props["dateCreated"] = str(lab.attrs["created"])
-        if lab.attrs.get("note"):
-            props["abstract"] = str(lab.attrs["note"])
+        props["dateCreated"] = lab.lineage.created
+        if lab.lineage.note:
+            props["abstract"] = lab.lineage.note
         e = b.dataset(rel, props)
         image.append_to("hasPart", e)
     for lab in src.labels:  # lineage once every version exists
-        e = crate.get(f"{b.prefix}{lab.rel(name)}/")
+        e = crate.get(f"{b.prefix}{lab.rel}/")
         based = [crate.get(f"{b.prefix}{name}.ome.zarr/labels/{_group_of(p)}/") or
                  b.entity_for({"kind": "label", "address": p}) for p in lab.parents]
         e["isBasedOn"] = based + [image] if based else [image]
-    raw = src.prov.get("raw_copy")
+    raw = src.ingest.raw_copy
     if raw and (base / b.prefix / str(raw)).is_dir():
         parts.append(b.dataset(b.prefix + str(raw).rstrip("/"), {"name": "raw files as recorded",
                                                                  "description": "unchanged copies of the source files"}))
@@ -293,7 +292,7 @@ def write_rocrate(src: PackageSource, out: Path, *, doi: str | None = None, publ
     problems = missing_content(src, src.labels) + raw_problems(src)
     refuse(problems, f"cannot write an RO-Crate of {src.name}", src.acq / "metadata.json")
     chosen = {lab.group for lab in src.labels}
-    runs = [r for r in read_run_records(src.acq, src.name)
+    runs = [r for r in read_run_records(src.view)
             if not r.id.startswith("labels/") or r.id.split("/", 1)[1] in chosen]
     with staged_output(out) as tmp:
         stats = copy_acquisition(src, tmp / src.name)

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from .. import __version__
 from ..errors import AlreadyExistsError, LockedError, NotAnArchiveError, NotFoundError
@@ -75,6 +74,12 @@ class Archive:
         if not base.is_dir():
             return []
         return sorted(p.name for p in base.iterdir() if (p / "metadata.json").is_file())
+
+    def acquisition(self, name: str):
+        """The read model of acquisition ``name`` (:class:`~curation.repository.view.AcquisitionView`)."""
+        from .view import AcquisitionView
+
+        return AcquisitionView(self, name)
 
     def relative(self, path: Path) -> str:
         return str(Path(path).resolve().relative_to(self.root))
@@ -161,77 +166,20 @@ def open_archive(path: Path | str) -> Archive:
 # --- describing what is there ------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def describe_acquisition(archive: Archive, name: str) -> dict[str, Any]:
-    """The summary shown by ``curate show``; stable keys for ``--json``."""
-    acq = archive.require_acquisition(name)
-    prov = _read_json(acq / "provenance" / "ingest.json")
-    md = _read_json(acq / "metadata.json")
-    image = prov.get("image", {})
-    plan = image.get("plan", {})
-    labels = label_versions(archive, name)
-    return {
-        "name": name,
-        "path": archive.relative(acq),
-        "image": archive.relative(archive.image_path(name)),
-        "shape": plan.get("shape"),
-        "dtype": plan.get("dtype"),
-        "voxel_size_nm": plan.get("levels", [{}])[0].get("scale_nm") if plan.get("levels") else None,
-        "levels": len(plan.get("levels", [])),
-        "chunk": plan.get("chunk"),
-        "shard": plan.get("shard"),
-        "technique": md.get("acquisition", {}).get("technique"),
-        "title": md.get("study", {}).get("title"),
-        "organism": md.get("biosample", {}).get("organism", {}).get("scientific_name"),
-        "reader": prov.get("reader"),
-        "n_sources": len(prov.get("sources", [])),
-        "sources": [s.get("name") for s in prov.get("sources", [])[:5]],
-        "tree_sha256": image.get("tree_sha256"),
-        "n_files": image.get("n_files"),
-        "stored_bytes": image.get("bytes"),
-        "ingested": prov.get("finished"),
-        "labels": labels,
-        "commit": dlo.head(acq),
-        "archive_commit": dlo.head(archive.root),
-    }
-
-
-def label_versions(archive: Archive, name: str) -> list[dict[str, Any]]:
-    """Every label image under the image's ``labels/`` group: name, version, kind, path."""
-    image = archive.image_path(name)
-    listing = _read_json(image / "labels" / "zarr.json").get("attributes", {}).get("ome", {}).get("labels", [])
-    out = []
-    for entry in listing:
-        attrs = _read_json(image / "labels" / entry / "zarr.json").get("attributes", {})
-        cur = attrs.get("curation", {})
-        out.append({
-            "name": cur.get("layer", entry),
-            "version": cur.get("version"),
-            "kind": cur.get("kind"),
-            "path": archive.relative(image / "labels" / entry),
-        })
-    return out
-
-
 def list_acquisitions(path: Path | str) -> list[Result]:
     archive = open_archive(path)
     out = []
     for name in archive.acquisition_names():
-        d = describe_acquisition(archive, name)
-        out.append(ok("list", d["path"], f"{name}: {d['technique'] or '?'} {d['shape']} {d['dtype']} "
-                      f"@ {d['voxel_size_nm']} nm, {len(d['labels'])} label layer version(s)", **d))
+        d = archive.acquisition(name).summary()
+        vox = " x ".join(f"{v:.4g}" for v in d["voxel_size_nm"])
+        out.append(ok("list", d["path"], f"{name}: {d['technique'] or '?'} {' x '.join(map(str, d['shape']))} "
+                      f"{d['dtype']} at {vox} nm, {len(d['labels'])} label version(s)", **d))
     return out
 
 
 def show_acquisition(path: Path | str, name: str) -> list[Result]:
     archive = open_archive(path)
-    d = describe_acquisition(archive, name)
+    d = archive.acquisition(name).summary()
     return [ok("show", d["path"], f"{name}", **d)]
 
 

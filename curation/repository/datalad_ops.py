@@ -184,14 +184,21 @@ def annex_known(repo: Path, files: list[tuple[str, int, str]]) -> int:
     uuid = git(repo, "config", "annex.uuid").strip()
     root = Path(repo)
     for (rel, _size, _sha), objrel in zip(todo, objpaths):
+        # idempotent, so an interrupted run can be finished: each file is in one of the
+        # states (regular file) -> (object moved, no link) -> (link)
         src = root / rel
         obj = root / objrel
+        if src.is_symlink():
+            continue
         obj.parent.mkdir(parents=True, exist_ok=True)
-        if obj.exists():  # the same content twice: keep one object
-            src.unlink()
-        else:
-            os.rename(src, obj)
-            os.chmod(obj, 0o444)
+        if src.exists():
+            if obj.exists():  # the same content twice, or moved by an interrupted run
+                src.unlink()
+            else:
+                os.rename(src, obj)
+                os.chmod(obj, 0o444)
+        elif not obj.exists():
+            raise ToolError("a file to annex is gone", path=src, hint="run `curate verify` on the archive")
         os.chmod(obj.parent, 0o555)
         os.symlink(os.path.relpath(obj, src.parent), src)
     lines = "".join(f"{k} {uuid} 1\n" for k in keys)
@@ -200,6 +207,50 @@ def annex_known(repo: Path, files: list[tuple[str, int, str]]) -> int:
     if proc.returncode != 0:
         raise ToolError(f"git annex setpresentkey failed: {proc.stderr.strip()}", path=repo)
     return len(todo)
+
+
+#: lock files git leaves behind when it is killed (the archive lock guarantees no live
+#: curate process holds them; they are only removed while that lock is held)
+_GIT_LOCKS = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "ORIG_HEAD.lock")
+
+
+def clear_stale_locks(repo: Path) -> list[str]:
+    """Remove lock files a killed git left in ``repo``; returns what was removed.
+
+    Only call this while holding the archive's write lock."""
+    root = Path(repo)
+    gitdir = root / ".git"
+    found: list[Path] = [gitdir / n for n in _GIT_LOCKS] + [root / ".gitmodules.lock"]
+    refs = gitdir / "refs"
+    if refs.is_dir():
+        found += list(refs.rglob("*.lock"))
+    removed = []
+    for p in found:
+        if p.exists():
+            p.unlink()
+            removed.append(str(p.relative_to(root)))
+    return removed
+
+
+def commit_paths(repo: Path, message: str, paths: list[str] | None = None) -> bool:
+    """Stage ``paths`` (everything when empty) and commit if anything changed; True when a
+    commit was made. Idempotent: after an interrupted run it commits what is left."""
+    git(repo, "-c", "advice.addEmbeddedRepo=false", "add", "-A", "--", *(paths or ["."]))
+    if subprocess.run(["git", "-C", str(repo), "diff", "--cached", "--quiet"]).returncode == 0:
+        return False
+    git(repo, "commit", "-q", "-m", message)
+    return True
+
+
+def has_tag(repo: Path, name: str) -> bool:
+    return bool(git(repo, "rev-parse", "-q", "--verify", f"refs/tags/{name}", check=False).strip())
+
+
+def tag_if_missing(repo: Path, name: str, message: str) -> bool:
+    if has_tag(repo, name):
+        return False
+    tag(repo, name, message)
+    return True
 
 
 def commit_all(repo: Path, message: str) -> None:
@@ -213,12 +264,20 @@ def commit_all(repo: Path, message: str) -> None:
 def register_subdataset(superds: Path, sub: Path, message: str) -> None:
     """Record ``sub`` (a committed DataLad dataset inside ``superds``) as a subdataset and
     commit, as ``datalad save`` does: a gitlink plus a ``.gitmodules`` entry with the
-    path, a relative URL and the dataset's ``datalad-id``."""
+    path, a relative URL and the dataset's ``datalad-id``. Idempotent."""
     rel = Path(sub).resolve().relative_to(Path(superds).resolve()).as_posix()
     ds_id = git(sub, "config", "-f", ".datalad/config", "datalad.dataset.id").strip()
     section = f"submodule.{rel}"
     git(superds, "config", "-f", ".gitmodules", f"{section}.path", rel)
     git(superds, "config", "-f", ".gitmodules", f"{section}.url", f"./{rel}")
     git(superds, "config", "-f", ".gitmodules", f"{section}.datalad-id", ds_id)
-    git(superds, "-c", "advice.addEmbeddedRepo=false", "add", "--", rel, ".gitmodules")
-    git(superds, "commit", "-q", "-m", message, "--", rel, ".gitmodules")
+    commit_paths(superds, message, [rel, ".gitmodules"])
+
+
+def git_identity(repo: Path) -> str | None:
+    """The git identity (``Name <email>``) that commits in ``repo``, or None when unset."""
+    import re
+
+    ident = git(repo, "var", "GIT_AUTHOR_IDENT", check=False).strip()
+    m = re.match(r"^(.*?)\s+\d+\s+[+-]\d{4}$", ident)
+    return m.group(1).strip() if m and m.group(1).strip() else None

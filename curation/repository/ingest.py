@@ -5,73 +5,59 @@ Order of work, chosen so that bad input never touches the archive:
 
 1. validate the name, the metadata and every file header (no writes at all);
 2. cross-check headers against the metadata: shape, dtype, voxel size (units converted);
-3. take the archive's write lock; write into ``.curation/staging/NAME/`` (ignored by git),
-   resuming a crashed run of the same job from its manifest;
-4. validate the OME-Zarr, record provenance and checksums, save the staged dataset;
-5. move it into ``acquisitions/NAME`` (one rename) and register it in the archive with one
-   commit; if that fails the archive is reset to where it was.
+3. open a write transaction (:mod:`.transaction`: the archive's lock, and any interrupted
+   write finished first); write a new DataLad dataset into ``.curation/staging/NAME/``
+   (ignored by git), resuming a crashed run of the same job from its manifest;
+4. validate the OME-Zarr, write its checksums and the typed ingest record
+   (:class:`~curation.provenance.IngestRecord`);
+5. apply, journaled: annex the shards under their known keys, commit the dataset, move
+   it into ``acquisitions/NAME`` (one rename), register it in the archive with one
+   commit. A kill at any instant is finished by the next command that writes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from ..engine import Engine, default_memory_limit, parse_bytes, plan_concurrency, shard_bytes_for
-from ..errors import (
-    AlreadyExistsError,
-    CurationError,
-    IngestInterrupted,
-    MetadataError,
-    MismatchError,
-    OptionError,
-    SourceError,
-)
+from ..engine import shard_bytes_for
+from ..errors import AlreadyExistsError, MetadataError, MismatchError, OptionError, SourceError
 from ..omezarr import checksum as cks
 from ..omezarr.layout import DEFAULT_SHARD_BYTES, plan_pyramid
-from ..omezarr.ngff import multiscales, validate_image
-from ..omezarr.writer import (
-    ArraySpec,
-    Manifest,
-    ProgressCallback,
-    build_pyramid,
-    create_arrays,
-    forget_stores,
-    remove_tree,
-    sweep_partials,
+from ..omezarr.ngff import multiscales
+from ..omezarr.writer import forget_stores, remove_tree
+from ..provenance import (
+    Agent,
+    HeaderRecord,
+    ImageRecord,
+    IngestRecord,
+    MetadataSource,
+    OutputRef,
+    PlanRecord,
+    ToolInfo,
+    write_record,
+    write_text_atomic,
 )
+from ..provenance.journal import AnnexAdd, AnnexKnown, Commit, Move, Register, Remove
 from ..records import Result, ok
 from ..templates import render
 from . import datalad_ops as dlo
-from .archive import Archive, now_iso, open_archive
+from .archive import ACQ_DIR, Archive, now_iso, open_archive
 from .names import check_name, derive_name
+from .pyramid import WriteOptions, finish_group, write_pyramid
+from .transaction import checkpoint, file_stamps, job_fingerprint, pending, transaction
+from .view import CHECKSUMS, INGEST_RECORD
 
 #: relative tolerance when comparing voxel sizes from headers and metadata
 VOXEL_RTOL = 5e-3
 AXES = ("z", "y", "x")
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    scheduler: str | None = None
-    client: Any = None
-    memory_limit: int | str | None = None
-    lock_timeout: float = 0
-    restart: bool = False
-    keep_raw: bool = False
-    chunk: tuple[int, int, int] | None = None
-    shard: tuple[int, int, int] | None = None
-    shard_bytes: int | None = None
-    progress: ProgressCallback | None = None
 
 
 # --- checks before anything is written -----------------------------------------------
@@ -135,16 +121,14 @@ def _source_label(paths: list[Path]) -> str:
     return f"{paths[0].parent.name}/ ({len(paths)} files)"
 
 
-def _fingerprint(source, plan, md_json: str, keep_raw: bool) -> dict:
-    files = []
-    for p in source.paths:
-        st = os.stat(p)
-        files.append([str(p), st.st_size, int(st.st_mtime)])
+def _fingerprint(name: str, source, plan, md_json: str, keep_raw: bool) -> dict:
+    """What identifies this ingest job: resuming or finishing needs the same inputs."""
     return {
         "tool": __version__,
+        "name": name,
         "reader": source.reader,
-        "files": hashlib.sha256(json.dumps(files).encode()).hexdigest(),
-        "n_files": len(files),
+        "files": hashlib.sha256(json.dumps(file_stamps(source.paths)).encode()).hexdigest(),
+        "n_files": len(source.paths),
         "plan": plan.to_dict(),
         "metadata": hashlib.sha256(md_json.encode()).hexdigest(),
         "keep_raw": keep_raw,
@@ -160,12 +144,22 @@ def ingest(
     metadata_path: Path | str,
     *,
     name: str | None = None,
-    options: IngestOptions | None = None,
+    keep_raw: bool = False,
+    chunk: tuple[int, int, int] | None = None,
+    shard: tuple[int, int, int] | None = None,
+    shard_bytes: int | None = None,
+    options: WriteOptions | None = None,
 ) -> list[Result]:
+    """Ingest ``sources`` as acquisition ``name`` (see the module docstring).
+
+    ``chunk``/``shard``: the OME-Zarr inner chunk and shard shapes (z, y, x); default
+    64^3 chunks in shards of about 128 MiB (smaller when the memory cap needs it).
+    ``keep_raw``: also store the raw files, annexed, under ``raw/``.
+    """
     from ..metadata import load_metadata
     from ..readers import open_source
 
-    opts = options or IngestOptions()
+    opts = options or WriteOptions()
     t_start = time.monotonic()
     started = now_iso()
     archive = open_archive(archive_path)
@@ -175,10 +169,8 @@ def ingest(
     if name is None:
         name = derive_name(paths[0].name if len(paths) == 1 else paths[0].parent.name)
     check_name(name)
-    if archive.acquisition_path(name).exists():
-        raise AlreadyExistsError("an acquisition with this name already exists", path=archive.root,
-                                 field="--name", found=name,
-                                 hint="acquisitions are never overwritten; choose another --name")
+    if archive.acquisition_path(name).exists() and not pending(archive):
+        raise _exists(archive, name)
 
     metadata_path = Path(metadata_path)
     md = load_metadata(metadata_path)
@@ -188,172 +180,126 @@ def ingest(
     md, voxel_nm, filled, warnings = reconcile(md, header, label, metadata_path)
     warnings += list(header.notes)
 
-    memory_limit = parse_bytes(opts.memory_limit) or default_memory_limit()
-    shard_bytes = opts.shard_bytes or shard_bytes_for(memory_limit, DEFAULT_SHARD_BYTES)
+    memory_limit = opts.memory_bytes
+    shard_bytes = shard_bytes or shard_bytes_for(memory_limit, DEFAULT_SHARD_BYTES)
     try:
-        plan = plan_pyramid(header.shape, voxel_nm, header.dtype, chunk=opts.chunk, shard=opts.shard,
-                            shard_bytes=shard_bytes)
+        plan = plan_pyramid(header.shape, voxel_nm, header.dtype, chunk=chunk, shard=shard, shard_bytes=shard_bytes)
     except ValueError as exc:
-        raise OptionError(str(exc), field="--chunk/--shard",
-                          found=f"chunk {opts.chunk}, shard {opts.shard}") from exc
+        raise OptionError(str(exc), field="--chunk/--shard", found=f"chunk {chunk}, shard {shard}") from exc
     md_json = md.model_dump_json(indent=2, exclude_none=True)
+    fingerprint = _fingerprint(name, source, plan, md_json, keep_raw)
+    job = job_fingerprint("ingest", **fingerprint)
 
-    with archive.lock(opts.lock_timeout, purpose=f"ingest {name}"):
-        if archive.acquisition_path(name).exists():  # someone got there while we waited
-            raise AlreadyExistsError("an acquisition with this name already exists", path=archive.root,
-                                     field="--name", found=name)
+    with transaction(archive, "ingest", job=job, acquisition=name, lock_timeout=opts.lock_timeout,
+                     purpose=f"ingest {name}") as tx:
+        if tx.finished is not None:
+            return [*tx.recovered, tx.finished]
+        if archive.acquisition_path(name).exists():
+            raise _exists(archive, name)
         stage = archive.staging_root / name
         dataset = stage / "dataset"
         zroot = dataset / f"{name}.ome.zarr"
-        manifest = Manifest(stage / "manifest.jsonl", _fingerprint(source, plan, md_json, opts.keep_raw))
-        resumable = not opts.restart and manifest.load() and (dataset / ".datalad").is_dir()
-        if not resumable:
+        if opts.restart or not (dataset / ".datalad").is_dir():
             forget_stores(str(zroot))
             remove_tree(stage)
-            manifest = Manifest(stage / "manifest.jsonl", manifest.fingerprint)
-            stage.mkdir(parents=True)
+        stage = tx.staging(name)
+        if not (dataset / ".datalad").is_dir():
             dlo.create_dataset(dataset, description=f"acquisition {name}")
-        else:
-            sweep_partials(stage)
-        spec = ArraySpec(str(zroot), plan, str(stage), source, kind="image")
-        if not resumable or not (zroot / "zarr.json").exists():
-            create_arrays(spec, multiscales(plan, name))
-        manifest.start()
-        concurrency = plan_concurrency(memory_limit, plan.shard_bytes())
-        try:
-            with Engine(opts.scheduler, client=opts.client, memory_limit=memory_limit,
-                        concurrency=concurrency) as engine:
-                result = build_pyramid(spec, engine, manifest,
-                                       hash_paths=[str(p) for p in source.paths], progress=opts.progress)
-                n_threads = engine.n_threads()
-        except CurationError:
-            manifest.close()
-            forget_stores(str(zroot))
-            remove_tree(stage)  # bad input: nothing worth resuming
-            raise
-        except Exception as exc:
-            done = len(manifest.shards)
-            raise IngestInterrupted(
-                f"ingest stopped after {done} of {plan.n_shards()} shards: {type(exc).__name__}: {exc}",
-                path=label, hint="fix the cause and re-run the same command: it resumes where it stopped",
-            ) from exc
-        finally:
-            manifest.close()
+        checkpoint("ingest-dataset")
+        written = write_pyramid(stage=stage, zroot=zroot, plan=plan, source=source, kind="image",
+                                group_attrs=multiscales(plan, name), fingerprint=fingerprint, options=opts,
+                                hash_paths=[str(p) for p in source.paths], source_label=label)
         t_written = time.monotonic()
-
-        validate_image(zroot)
-        entries = cks.entries_from_records(zroot, result.shards)
-        tree = cks.tree_checksum(entries)
+        written = finish_group(written, zroot, kind="image")
         (dataset / "provenance").mkdir(exist_ok=True)
-        cks.write_tsv(dataset / "provenance" / "checksums.tsv", entries)
-        (dataset / "metadata.json").write_text(md_json + "\n")
-        if opts.keep_raw:
+        cks.write_tsv(dataset / CHECKSUMS, written.entries)
+        write_text_atomic(dataset / "metadata.json", md_json + "\n")
+        if keep_raw:
             _copy_raw(list(source.paths), dataset / "raw")
-        files = {f["path"]: f for f in result.files}
-        level0_bytes = sum(s.raw_bytes for s in result.shards if s.level == 0)
-        prov = {
-            "schema_version": "1.0.0",
-            "schemaKey": "IngestProvenance",
-            "action": "ingest",
-            "acquisition": name,
-            "started": started,
-            "finished": now_iso(),
-            "tool": {"name": "curation", "version": __version__},
-            "libraries": _library_versions(),
-            "reader": source.reader,
-            "sources": [
-                {"path": str(p), "name": p.name, "size": files[str(p)]["size"],
-                 "sha256": files[str(p)]["sha256"]}
-                for p in source.paths
-            ],
-            "raw_copy": "raw/" if opts.keep_raw else None,
-            "header": {
-                "shape": list(header.shape), "dtype": header.dtype,
-                "voxel_size_nm": list(header.voxel_size_nm), "vendor": header.vendor,
-                "fields": header.fields, "raw": header.raw, "notes": list(header.notes),
-            },
-            "metadata": {
-                "file": str(metadata_path.resolve()),
-                "sha256": cks.sha256_file(metadata_path),
-                "filled_from_header": filled,
-                "warnings": warnings,
-            },
-            "image": {
-                "path": f"{name}.ome.zarr", "ngff_version": "0.5", "zarr_format": 3,
-                "codec": "zstd level 3, sharding_indexed with crc32c index",
-                "plan": plan.to_dict(), "tree_sha256": tree, "n_files": len(entries),
-                "bytes": sum(e.size for e in entries), "n_shards": len(result.shards),
-            },
-            "engine": {"scheduler": opts.scheduler or ("client" if opts.client else "local"),
-                       "threads": n_threads, "memory_limit": memory_limit},
-            "resumed_shards": result.resumed_shards,
-            "write_seconds": round(t_written - t_start, 3),
-        }
-        (dataset / "provenance" / "ingest.json").write_text(json.dumps(prov, indent=2, default=str) + "\n")
-        (dataset / "README.md").write_text(_readme(name, md, plan, prov))
+        image = ImageRecord(path=f"{name}.ome.zarr", codec="zstd level 3, sharding_indexed with crc32c index",
+                            plan=PlanRecord.from_plan(plan), tree_sha256=written.tree_sha256,
+                            n_files=len(written.entries), bytes=written.bytes, n_shards=len(written.result.shards))
+        outputs = [OutputRef(kind="image", path=image.path, tree_sha256=image.tree_sha256, n_files=image.n_files,
+                             bytes=image.bytes), OutputRef(kind="file", path="metadata.json")]
+        if keep_raw:
+            outputs.append(OutputRef(kind="raw-copy", path="raw"))
+        record = IngestRecord(
+            id="ingest", action="ingest", acquisition=name, started=started, finished=now_iso(),
+            agent=current_agent(archive.root), tool=ToolInfo(version=__version__), libraries=library_versions(),
+            inputs=[written.file_ref(p) for p in source.paths], outputs=outputs, engine=written.engine,
+            seconds=round(time.monotonic() - t_start, 3), reader=source.reader,
+            raw_copy="raw/" if keep_raw else None,
+            header=HeaderRecord(shape=header.shape, dtype=header.dtype, voxel_size_nm=header.voxel_size_nm,
+                                vendor=header.vendor, fields=header.fields, raw=header.raw, notes=list(header.notes)),
+            metadata=MetadataSource(file=str(metadata_path.resolve()), sha256=cks.sha256_file(metadata_path),
+                                    filled_from_header=filled, warnings=warnings),
+            image=image, resumed_shards=written.result.resumed_shards,
+            write_seconds=round(t_written - t_start, 3),
+        )
+        write_record(dataset / INGEST_RECORD, record)
+        write_text_atomic(dataset / "README.md", _readme(name, md, plan, record))
+        checkpoint("ingest-records")
 
         message = (f"Ingest {name}: {' x '.join(map(str, header.shape))} {header.dtype} "
                    f"at {' x '.join(f'{v:g}' for v in voxel_nm)} nm from {label} ({source.reader})")
         _progress(opts, "save")
+        acq_rel = f"{ACQ_DIR}/{name}"
+        ds_rel = tx.rel(dataset)
+        steps: list = [AnnexKnown(repo=ds_rel, checksums=f"{ds_rel}/{CHECKSUMS}", prefix=f"{name}.ome.zarr/")]
+        if keep_raw:
+            steps.append(AnnexAdd(repo=ds_rel, paths=["raw"]))
+        steps += [Commit(repo=ds_rel, message=message), Move(source=ds_rel, target=acq_rel),
+                  Register(repo=".", sub=acq_rel, message=message), Remove(path=tx.rel(stage))]
+        seconds = time.monotonic() - t_start
+        level0_bytes = sum(s.raw_bytes for s in written.result.shards if s.level == 0)
+        rate = level0_bytes / 1e6 / max(seconds, 1e-9)
+        result = ok(
+            "ingest", acq_rel,
+            f"ingested {label} as {name}: {plan.levels[0].shape} {plan.dtype}, {len(plan.levels)} levels, "
+            f"{len(written.entries)} files, {format_rate(level0_bytes, seconds)}",
+            name=name, image=f"{acq_rel}/{name}.ome.zarr", shape=list(header.shape), dtype=header.dtype,
+            voxel_size_nm=list(voxel_nm), levels=len(plan.levels), n_shards=len(written.result.shards),
+            n_files=len(written.entries), bytes_in=level0_bytes, bytes_stored=written.bytes,
+            tree_sha256=written.tree_sha256, seconds=round(seconds, 3), mb_per_s=round(rate, 2),
+            resumed_shards=written.result.resumed_shards, filled=filled, warnings=warnings,
+        )
         t_save = time.monotonic()
-        dlo.annex_known(dataset, [(f"{name}.ome.zarr/{e.path}", e.size, e.sha256) for e in entries])
-        if opts.keep_raw:
-            dlo.save(dataset, message)  # the raw files still need annexing
-        else:
-            dlo.commit_all(dataset, message)  # everything large is annexed already
-        commit = _register(archive, name, dataset, message)
-        save_seconds = time.monotonic() - t_save
+        tx.apply(steps, result)
         forget_stores(str(zroot))
-        remove_tree(stage)
-
-    seconds = time.monotonic() - t_start
-    acq = archive.acquisition_path(name)
-    return [ok(
-        "ingest", archive.relative(acq),
-        f"ingested {label} as {name}: {plan.levels[0].shape} {plan.dtype}, {len(plan.levels)} levels, "
-        f"{len(entries)} files, {level0_bytes / 1e6 / max(seconds, 1e-9):.1f} MB/s",
-        name=name, image=archive.relative(archive.image_path(name)), shape=list(header.shape),
-        dtype=header.dtype, voxel_size_nm=list(voxel_nm), levels=len(plan.levels),
-        n_shards=len(result.shards), n_files=len(entries), bytes_in=level0_bytes,
-        bytes_stored=prov["image"]["bytes"], tree_sha256=tree, seconds=round(seconds, 3),
-        save_seconds=round(save_seconds, 3), mb_per_s=round(level0_bytes / 1e6 / max(seconds, 1e-9), 2),
-        resumed_shards=result.resumed_shards, filled=filled, warnings=warnings, commit=commit,
-        dataset_commit=dlo.head(acq),
-    )]
+        acq = archive.acquisition_path(name)
+        data = dict(result.data)
+        data.update(save_seconds=round(time.monotonic() - t_save, 3), seconds=round(time.monotonic() - t_start, 3),
+                    archive_commit=dlo.head(archive.root), dataset_commit=dlo.head(acq))
+    return [*tx.recovered, result.model_copy(update={"data": data})]
 
 
-def _progress(opts: IngestOptions, stage: str) -> None:
+def _exists(archive: Archive, name: str) -> AlreadyExistsError:
+    return AlreadyExistsError("an acquisition with this name already exists", path=archive.root, field="--name",
+                              found=name, hint="acquisitions are never overwritten; choose another --name")
+
+
+def format_rate(nbytes: int, seconds: float) -> str:
+    """"183 MB/s", or "0.9 s" when the job was too small for a rate to mean anything."""
+    if nbytes < 64 * 1024**2 or seconds < 1:
+        return f"{seconds:.1f} s"
+    return f"{nbytes / 1e6 / seconds:.0f} MB/s"
+
+
+def _progress(opts: WriteOptions, stage: str) -> None:
     if opts.progress:
         from ..omezarr.writer import Progress
 
         opts.progress(Progress(stage, 0, 0, 0, 0))
 
 
-def _register(archive: Archive, name: str, dataset: Path, message: str) -> str | None:
-    """Move the finished dataset into place and commit it in the archive, atomically."""
-    target = archive.acquisition_path(name)
-    target.parent.mkdir(exist_ok=True)
-    before = dlo.head(archive.root)
-    os.rename(dataset, target)
-    try:
-        dlo.register_subdataset(archive.root, target, message)
-    except BaseException:
-        # put everything back as it was: no half-registered acquisition
-        if target.exists():
-            os.rename(target, dataset)
-        if before:
-            dlo.reset_hard(archive.root, before)
-        raise
-    return dlo.head(archive.root)
-
-
 def _copy_raw(paths: list[Path], dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for p in paths:
-        shutil.copy2(p, dest / p.name)
+        if not (dest / p.name).exists():
+            shutil.copy2(p, dest / p.name)
 
 
-def _library_versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
@@ -366,22 +312,35 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
-def _readme(name: str, md, plan, prov: dict) -> str:
-    d = json.loads(md.model_dump_json())
+def current_agent(repo: Path) -> Agent:
+    """Who is committing in ``repo`` (git identity, else login name) and on which host."""
+    import getpass
+    import socket
+
+    from .datalad_ops import git_identity
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # pragma: no cover - no login name in some containers
+        user = None
+    return Agent(name=git_identity(repo) or user or "unknown", user=user, host=socket.gethostname())
+
+
+def _readme(name: str, md, plan, record: IngestRecord) -> str:
     return render(
         "acquisition_README.md",
         name=name,
-        title=d.get("study", {}).get("title", ""),
-        description=d.get("study", {}).get("description", ""),
-        technique=d.get("acquisition", {}).get("technique", ""),
-        organism=d.get("biosample", {}).get("organism", {}).get("scientific_name", ""),
+        title=md.study.title,
+        description=md.study.description,
+        technique=md.acquisition.technique.value,
+        organism=md.biosample.organism.scientific_name,
         shape=" x ".join(map(str, plan.shape)),
         dtype=plan.dtype,
         voxel=" x ".join(f"{v:g}" for v in plan.levels[0].scale_nm),
         levels=len(plan.levels),
-        license=d.get("study", {}).get("license", ""),
+        license=md.study.license,
         image=f"{name}.ome.zarr",
-        schema_version=d.get("schema_version", ""),
-        finished=prov["finished"],
+        schema_version=md.schema_version,
+        finished=record.finished,
         version=__version__,
     )

@@ -32,7 +32,7 @@ from curation.labels.store import PlaneSource, write_label_version
 from curation.omezarr.ngff import validate_label
 from curation.repository import datalad_ops as dlo
 from curation.repository.archive import init_archive, open_archive
-from curation.repository.ingest import IngestOptions, ingest
+from curation.repository.ingest import ingest
 from curation.repository.verify import verify
 from curation.testing import write_metadata
 
@@ -52,7 +52,7 @@ def small(tmp_path_factory) -> dict:
     root = tmp / "archive"
     init_archive(root)
     ingest(root, [tmp / "cells.tif"], tmp / "cells.yaml", name="cells",
-           options=IngestOptions(chunk=(1, 64, 64), shard=(2, 64, 64)))
+           chunk=(1, 64, 64), shard=(2, 64, 64))
 
     masks = tmp / "masks"
     rows: list[list] = []

@@ -24,6 +24,7 @@ from curation.labels import layers as L
 from curation.labels.importer import import_labels
 from curation.labels.store import PlaneSource, write_label_version
 from curation.omezarr.ngff import validate_label
+from curation.provenance import LabelVersionRecord, read_record
 from curation.repository import datalad_ops as dlo
 from curation.repository.archive import init_archive, open_archive
 from curation.repository.ingest import ingest
@@ -49,14 +50,15 @@ def sbem(shared_data, tmp_path_factory):
     write_metadata(md, {"z": 40, "y": 5.9, "x": 5.9}, technique="SBF-SEM")
     init_archive(root)
     ingest(root, [shared_data / "sbem-mito" / "images"], md, name="sbem")
-    v1 = import_labels(root, "sbem", "mito", shared_data / "sbem-mito" / "labels", slices=list(range(20)),
+    # no --slices: mitos_3D.010.png ... go to the z of images.010.png ..., as ingest recorded them
+    v1 = import_labels(root, "sbem", "mito", shared_data / "sbem-mito" / "labels",
                        names={1: "mitochondrion"}, note="all slices", creator="A. Tracer")
     subset = tmp / "subset"
     subset.mkdir()
     for f in V2_FILES:
         shutil.copy(shared_data / "sbem-mito" / "labels" / f, subset / f)
     res = CliRunner().invoke(cli, ["labels", "import", str(root), "sbem", str(subset), "--layer", "mito",
-                                   "--slices", "3", "4", "5-7", "--names", "1=mitochondrion", "--note",
+                                   "--slices", "3", "4", "5-7", "--replace", "--names", "1=mitochondrion", "--note",
                                    "five slices", "--json"])
     assert res.exit_code == 0, res.output
     v2 = json.loads(res.output)
@@ -96,6 +98,7 @@ def test_attrs_and_lineage(sbem):
     root = sbem["root"]
     _, attrs = L.read_label_version(root, "sbem", "mito@v1")
     cur = attrs["curation"]
+    assert cur["schema_key"] == "LabelLineage" and cur["schema_version"] == "2.0.0"
     assert cur["layer"] == "mito" and cur["version"] == 1 and cur["address"] == "mito@v1"
     assert cur["kind"] == "ground-truth" and cur["parents"] == [] and cur["creator"] == "A. Tracer"
     assert cur["annotated"] == {"slices": list(range(20))} and cur["unlabeled_value"] == 255
@@ -119,12 +122,14 @@ def test_attrs_and_lineage(sbem):
     listing = json.loads((Path(root) / "acquisitions/sbem/sbem.ome.zarr/labels/zarr.json").read_text())
     assert listing["attributes"]["ome"]["labels"] == ["mito_v1", "mito_v2"]
 
-    prov = json.loads((Path(root) / "acquisitions/sbem/provenance/labels/mito_v2.json").read_text())
-    assert prov["schemaKey"] == "LabelVersionProvenance" and prov["action"] == "labels-import"
-    assert prov["group"] == "labels/mito_v2" and prov["address"] == "mito@v2" and prov["parents"] == ["mito@v1"]
-    assert prov["inputs"]["parents"] == ["mito@v1"] and len(prov["inputs"]["sources"]) == 5
-    assert prov["started"] <= prov["finished"] and prov["tree_sha256"] and prov["n_files"] > 0
-    assert prov["import"]["slice_map"][0] == {"source": "mitos_3D.013.png", "slice": 3}
+    prov = read_record(Path(root) / "acquisitions/sbem/provenance/labels/mito_v2.json", LabelVersionRecord)
+    assert prov.schema_key == "LabelVersionRecord" and prov.action == "labels-import"
+    assert prov.group == "labels/mito_v2" and prov.address == "mito@v2" and prov.lineage.parents == ["mito@v1"]
+    assert [p.address for p in prov.labels("parent")] == ["mito@v1"] and len(prov.files()) == 5
+    assert prov.started <= prov.finished and prov.storage.tree_sha256 and prov.storage.n_files > 0
+    assert prov.details.slice_map[0].model_dump() == {"source": "mitos_3D.013.png", "slice": 3,
+                                                      "image_source": "images.013.png"}
+    assert prov.details.base is None  # --replace
 
 
 def test_show_and_list(sbem):
@@ -149,7 +154,8 @@ def test_show_and_list(sbem):
     assert shown["value_counts"] == {"0": int((truth == 0).sum()), "1": int((truth == 1).sum())}
     assert shown["tags"] == {"dataset": ["sbem/mito/v2"], "archive": ["sbem/mito/v2"]}
     assert [a["address"] for a in shown["ancestry"]] == ["mito@v1"]
-    assert shown["commit"] == dlo.git(Path(root), "rev-parse", "sbem/mito/v2^{commit}").strip()
+    assert shown["annotated_sources"][0] == {"z": 3, "source": "images.013.png"}
+    assert shown["archive_commit"] == dlo.git(Path(root), "rev-parse", "sbem/mito/v2^{commit}").strip()
     assert shown["dataset_commit"] == dlo.git(Path(root) / "acquisitions/sbem", "rev-parse", "sbem/mito/v2^{commit}").strip()
     text = runner.invoke(cli, ["labels", "show", str(root), "sbem", "mito"])
     assert text.exit_code == 0 and "mitochondrion" in text.output and "mito@v2" in text.output

@@ -18,7 +18,7 @@ import pytest
 from curation.packaging import package
 from curation.errors import CurationError, InvalidNameError, NotFoundError, PackagingError
 from curation.repository.archive import init_archive
-from curation.repository.ingest import IngestOptions, ingest
+from curation.repository.ingest import ingest
 
 ORCID = "0000-0002-1825-0097"
 
@@ -104,7 +104,7 @@ def build_archive(root: Path, shared_data: Path, tmp: Path, *, keep_raw: bool = 
     init_archive(root, title="packaging tests")
     md = write_metadata(tmp / f"{name}.yaml")
     ingest(root, [sources or shared_data / "sbem-mito" / "images"], md, name=name,
-           options=IngestOptions(keep_raw=keep_raw))
+           keep_raw=keep_raw)
     if not labels:
         return []
     try:

@@ -23,6 +23,7 @@ from curation.errors import (
     StackError,
 )
 from curation.omezarr.ngff import validate_image
+from curation.provenance import IngestRecord, read_record
 from curation.repository import datalad_ops as dlo
 from curation.repository.archive import init_archive, open_archive, show_acquisition
 from curation.repository.ingest import ingest
@@ -66,9 +67,11 @@ def test_tiff_stack_round_trip(archive, tmp_path):
     scale = g.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
     assert scale == [10.0, 8.0, 8.0]
     validate_image(archive / rec.data["image"])
-    prov = json.loads((archive / "acquisitions/gen-u16/provenance/ingest.json").read_text())
-    assert len(prov["sources"]) == 24 and all(len(s["sha256"]) == 64 for s in prov["sources"])
-    assert prov["reader"] and prov["tool"]["name"] == "curation" and prov["image"]["tree_sha256"]
+    prov = read_record(archive / "acquisitions/gen-u16/provenance/ingest.json", IngestRecord)
+    assert len(prov.sources) == 24 and all(len(s.sha256) == 64 for s in prov.sources)
+    assert [s.name for s in prov.sources] == [f"slice_{z}.tif" for z in range(24)]  # z order
+    assert prov.reader and prov.tool.name == "curation" and prov.image.tree_sha256
+    assert prov.agent and prov.agent.name == "Curation Tests <tests@curation.invalid>"
     assert dlo.status(archive, recursive=True) == []
     [v] = verify(archive, "gen-u16")
     assert v.status.value == "ok", v.message
@@ -79,11 +82,12 @@ def test_show_json_has_the_promised_keys(archive, tmp_path):
         pytest.skip("needs test_tiff_stack_round_trip")
     [rec] = show_acquisition(archive, "gen-u16")
     d = rec.data
-    for key in ("name", "path", "image", "shape", "dtype", "voxel_size_nm", "labels", "commit"):
+    for key in ("name", "path", "image", "shape", "dtype", "voxel_size_nm", "labels", "dataset_commit",
+                "archive_commit"):
         assert key in d
     assert d["path"] == "acquisitions/gen-u16" and d["image"] == "acquisitions/gen-u16/gen-u16.ome.zarr"
     assert d["shape"] == [24, 150, 170] and d["dtype"] == "uint16" and d["voxel_size_nm"] == [10, 8, 8]
-    assert d["labels"] == [] and len(d["commit"]) == 40
+    assert d["labels"] == [] and len(d["dataset_commit"]) == 40 and len(d["archive_commit"]) == 40
 
 
 def test_multipage_tiff_and_git_layout(archive, tmp_path):
@@ -279,8 +283,8 @@ def test_fei_and_zeiss_tiffs_with_vendor_metadata(archive, tmp_path, shared_data
     assert "image_data.voxel_size.x" in rec.data["filled"]
     stored = json.loads((archive / "acquisitions/zeiss/metadata.json").read_text())
     assert stored["image_data"]["voxel_size"]["x"]["value"] == pytest.approx(11.65, rel=1e-3)
-    prov = json.loads((archive / "acquisitions/zeiss/provenance/ingest.json").read_text())
-    assert prov["header"]["vendor"] and prov["header"]["fields"]
+    prov = read_record(archive / "acquisitions/zeiss/provenance/ingest.json", IngestRecord)
+    assert prov.header.vendor and prov.header.fields
 
     from curation.readers import open_source
 
@@ -295,9 +299,9 @@ def test_fei_and_zeiss_tiffs_with_vendor_metadata(archive, tmp_path, shared_data
             assert_untouched(archive, head)
             md = write_metadata(tmp_path / f"{name}.yaml", {"z": 10, "y": 10, "x": 10})
         [rec] = ingest(archive, [fei], md, name=name)
-        prov = json.loads((archive / f"acquisitions/{name}/provenance/ingest.json").read_text())
-        assert prov["header"]["vendor"], fei.name
-        fields = prov["header"]["fields"]
+        prov = read_record(archive / f"acquisitions/{name}/provenance/ingest.json", IngestRecord)
+        assert prov.header.vendor, fei.name
+        fields = prov.header.fields
         assert fields, fei.name
         np.testing.assert_array_equal(level0(archive, name)[0], tifffile.imread(fei))
 

@@ -17,7 +17,7 @@ import tifffile
 
 from curation.repository import datalad_ops as dlo
 from curation.repository.archive import init_archive
-from curation.repository.ingest import IngestOptions, ingest
+from curation.repository.ingest import ingest
 from curation.repository.verify import verify
 from curation.testing import em_like_volume, write_metadata
 
@@ -118,7 +118,7 @@ def test_corrupt_shard_is_named_by_verify(stack, tmp_path):
     folder, md, _ = stack
     arch = tmp_path / "arch"
     init_archive(arch)
-    ingest(arch, [folder], md, name="vol", options=IngestOptions(chunk=(8, 32, 32), shard=(8, 64, 64)))
+    ingest(arch, [folder], md, name="vol", chunk=(8, 32, 32), shard=(8, 64, 64))
     shard = arch / "acquisitions/vol/vol.ome.zarr/0/c/2/1/1"
     target = shard.resolve()
     os.chmod(target.parent, 0o755)
