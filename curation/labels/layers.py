@@ -224,7 +224,7 @@ def _summary(view: AcquisitionView, lv: LabelVersion, latest: bool) -> dict[str,
         "note": cur.note,
         "dtype": cur.dtype,
         "unlabeled_value": cur.unlabeled_value,
-        "annotated": cur.annotated.model_dump(mode="json"),
+        "annotated": cur.annotated.model_dump(mode="json", exclude_defaults=True),
         "n_annotated_slices": len(cur.annotated.z_planes()),
     }
 

@@ -444,7 +444,7 @@ def store_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
         f"{storage.stored_shards} of {storage.n_shards} shards stored, tag {tag}",
         acquisition=name, layer=layer, version=n, address=address, kind=kind, group=f"{L.LABELS}/{group}",
         parents=parents, creator=creator, dtype=dtype.name, unlabeled_value=unl, label_values=listed,
-        annotated=annotated.model_dump(mode="json"), tag=tag, tree_sha256=storage.tree_sha256,
+        annotated=annotated.model_dump(mode="json", exclude_defaults=True), tag=tag, tree_sha256=storage.tree_sha256,
         n_files=storage.n_files, bytes=storage.bytes, n_shards=storage.n_shards,
         stored_shards=storage.stored_shards, provenance=f"{prov}/{group}.json",
     )

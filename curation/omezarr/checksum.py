@@ -15,7 +15,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import RecordError
 from .writer import ShardRecord
+
+_HEADER = "path\tsize\tsha256"
+
+
+class ChecksumRow(BaseModel):
+    """One row of a checksum manifest (the schema of ``checksums.tsv``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: str = Field(pattern=r"^[^/\t\n][^\t\n]*$", description="relative to the OME-Zarr root, '/'-separated, "
+                      "no '..' part")
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        if ".." in v.split("/"):
+            raise ValueError("a path leaving the OME-Zarr root")
+        return v
 
 
 @dataclass(frozen=True, order=True)
@@ -73,15 +95,28 @@ def tree_checksum(entries: Iterable[Entry]) -> str:
 
 
 def write_tsv(path: Path, entries: Iterable[Entry]) -> None:
-    lines = ["path\tsize\tsha256"] + [e.line() for e in sorted(entries)]
+    lines = [_HEADER] + [e.line() for e in sorted(entries)]
     Path(path).write_text("\n".join(lines) + "\n")
 
 
 def read_tsv(path: Path) -> list[Entry]:
+    """The rows of a checksum manifest, each checked (RecordError names the line)."""
+    lines = Path(path).read_text().splitlines()
+    if not lines or lines[0] != _HEADER:
+        raise RecordError("not a checksum manifest", path=path, field="line 1", expected=_HEADER,
+                          found=lines[0][:60] if lines else "an empty file")
     out = []
-    for line in Path(path).read_text().splitlines()[1:]:
-        if line.strip():
-            p, size, digest = line.split("\t")
-            out.append(Entry(p, int(size), digest))
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        try:
+            if len(parts) != 3:
+                raise ValueError(f"{len(parts)} columns")
+            row = ChecksumRow(path=parts[0], size=int(parts[1]), sha256=parts[2])
+        except ValueError as exc:
+            raise RecordError(f"a malformed checksum row: {' '.join(str(exc).split())[:120]}", path=path,
+                              field=f"line {n}", expected="PATH<TAB>SIZE<TAB>SHA256", found=line[:80]) from exc
+        out.append(Entry(row.path, row.size, row.sha256))
     return out
 

@@ -151,7 +151,17 @@ def transaction(archive: Archive, action: str, *, job: str, acquisition: str | N
             if journal.job == job and rec.status == Status.ok and journal.result:
                 tx.finished = Result.model_validate(journal.result).model_copy(
                     update={"message": f"{journal.result.get('message', '')} (finished an interrupted run)"})
-        yield tx
+        try:
+            yield tx
+        finally:
+            _tidy(archive)
+
+
+def _tidy(archive: Archive) -> None:
+    """Remove the journal folder and the staging root when nothing is left in them."""
+    for folder in (_journal_dir(archive), archive.staging_root):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def recover(archive: Archive) -> list[tuple[Result, Journal]]:

@@ -1,4 +1,4 @@
-"""The whole loop, as `make demo` runs it, on a small phantom."""
+"""The whole loop, as `make demo` runs it, on a small phantom; pipelines as declared steps."""
 
 import json
 import subprocess
@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from curation.demo.pipeline import PipelineError, load_pipeline
+from curation.demo.loop import INCOMPLETE, run_demo
+from curation.demo.phantom import PhantomSpec
+from curation.errors import AlreadyExistsError, PipelineError
+from curation.pipelines import kinds, load_pipeline
+
+CURATE = str(Path(sys.executable).parent / "curate")
 
 
 def test_demo_runs_the_whole_loop(tmp_path):
-    curate = str(Path(sys.executable).parent / "curate")
-    out = subprocess.run([curate, "demo", str(tmp_path / "demo"), "--json"], capture_output=True, text=True,
+    out = subprocess.run([CURATE, "demo", str(tmp_path / "demo"), "--json"], capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     records = json.loads(out.stdout)
@@ -22,15 +26,43 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert all(r["status"] == "ok" for r in records)
     root = tmp_path / "demo"
     assert (root / "deposit-empiar").is_dir() and (root / "deposit-ro-crate" / "ro-crate-metadata.json").is_file()
-    show = subprocess.run([curate, "show", str(root / "archive"), "phantom", "--json"], capture_output=True, text=True)
+    assert not (root / INCOMPLETE).exists()
+    show = subprocess.run([CURATE, "show", str(root / "archive"), "phantom", "--json"], capture_output=True, text=True)
     labels = json.loads(show.stdout)["labels"]
     assert [(lab["name"], lab["version"], lab["kind"]) for lab in labels] == [
         ("envelope", 1, "ground-truth"), ("envelope", 2, "ground-truth")]
+    (diff,) = [r for r in records if r["action"] == "labels-diff"]
+    assert diff["data"]["slices_added"] == [16, 32] and diff["data"]["slices_removed"] == []
 
 
 def test_pipeline_definitions_are_validated(tmp_path):
     assert [s.kind for s in load_pipeline().steps][:2] == ["ingest", "labels-import"]
+    assert {"ingest", "labels-import", "labels-aggregate", "labels-diff", "metadata-update", "verify",
+            "package"} <= set(kinds())
     bad = tmp_path / "bad.yaml"
-    bad.write_text("pipeline: x\nsteps:\n  - train: {}\n")
-    with pytest.raises(PipelineError, match="unknown kind 'train'"):
+    bad.write_text("pipeline: x\nsteps:\n  - nosuchstep: {}\n")
+    with pytest.raises(PipelineError, match="unknown kind 'nosuchstep'"):
         load_pipeline(bad)
+    bad.write_text("pipeline: x\nsteps:\n  - labels-import: {layer: a, slicez: [1]}\n")
+    with pytest.raises(PipelineError, match=r"step 0 \(labels-import\): slicez"):
+        load_pipeline(bad)
+
+
+def test_a_failing_demo_leaves_nothing_and_can_run_again(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pipeline: broken\nphantom: {shape: [16, 64, 64]}\nacquisition: phantom\nsteps:\n"
+                   "  - ingest: {}\n  - labels-import: {layer: e, ground_truth: envelope, slices: [99]}\n")
+    root = tmp_path / "demo"
+    with pytest.raises(PipelineError, match="outside the phantom"):
+        run_demo(root, PhantomSpec(shape=(16, 64, 64)), pipeline=bad)
+    assert not root.exists()
+    # a folder left by a killed demo (marked incomplete) is cleared by the next run
+    root.mkdir()
+    (root / INCOMPLETE).write_text("")
+    (root / "archive").mkdir()
+    good = tmp_path / "good.yaml"
+    good.write_text("pipeline: small\nphantom: {shape: [16, 64, 64]}\nacquisition: phantom\nsteps:\n  - ingest: {}\n")
+    out = run_demo(root, PhantomSpec(shape=(16, 64, 64)), pipeline=good)
+    assert out[0].action == "demo-cleanup" and out[-1].action == "demo" and not (root / INCOMPLETE).exists()
+    with pytest.raises(AlreadyExistsError):
+        run_demo(root, PhantomSpec(shape=(16, 64, 64)), pipeline=good)

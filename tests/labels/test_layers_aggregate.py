@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from test_consensus import BAD, GOOD, SHAPE, SLICES, draw_annotator, truth_region
 
 from curation.cli.main import cli
-from curation.errors import CurationError, ImmutableError, InvalidNameError, LabelError, NotFoundError
+from curation.errors import CurationError, DirtyError, InvalidNameError, LabelError, NotFoundError
 from curation.labels import layers as L
 from curation.labels.aggregation import aggregate_labels
 from curation.labels.consensus import dice
@@ -30,6 +30,7 @@ from curation.labels.importer import import_labels
 from curation.labels.polylines import envelope_band
 from curation.labels.store import PlaneSource, write_label_version
 from curation.omezarr.ngff import validate_label
+from curation.provenance import LabelVersionRecord, read_record
 from curation.repository import datalad_ops as dlo
 from curation.repository.archive import init_archive, open_archive
 from curation.repository.ingest import ingest
@@ -114,16 +115,17 @@ def test_consensus_layer(small, method, source, band):
     assert r.status.value == "ok" and r.action == "labels-aggregate" and r.data["address"] == f"{layer}@v1"
     arr, attrs = L.read_label_version(root, "cells", layer)
     cur = attrs["curation"]
-    assert cur["kind"] == "consensus" and cur["annotated"] == {"slices": SLICES}
-    assert [a["annotator"] for a in cur["annotators"]] == sorted(GOOD + sorted(BAD))
-    assert set(cur["flagged"]) == BAD
-    assert {a["annotator"] for a in cur["annotators"] if a["flagged"]} == BAD
-    assert cur["aggregation"]["method"] == method
+    assert cur["kind"] == "consensus" and cur["annotated"] == {"slices": SLICES, "regions": []}
+    con = cur["consensus"]
+    assert [a["annotator"] for a in con["annotators"]] == sorted(GOOD + sorted(BAD))
+    assert set(con["flagged"]) == BAD
+    assert {a["annotator"] for a in con["annotators"] if a["flagged"]} == BAD
+    assert con["method"] == method
     if method == "staple":
-        assert all(0.8 < a["sensitivity"] <= 1 for a in cur["annotators"] if a["annotator"] in GOOD)
+        assert all(0.8 < a["sensitivity"] <= 1 for a in con["annotators"] if a["annotator"] in GOOD)
     if band:
-        assert cur["aggregation"]["parameters"]["pixel_size_nm"] == 10.0
-        assert cur["aggregation"]["parameters"]["band_width_px"] == pytest.approx(3.0)
+        assert con["parameters"]["pixel_size_nm"] == 10.0
+        assert con["parameters"]["band_width_px"] == pytest.approx(3.0)
 
     labels = arr[...]
     assert (labels[len(SLICES):] == 255).all()  # slices nobody drew stay unlabeled
@@ -145,11 +147,11 @@ def test_consensus_layer(small, method, source, band):
     scores = [dice(m, truth) for m in own.values()]
     assert dice(got, truth) > np.median(scores)
 
-    prov = json.loads((root / "acquisitions/cells/provenance/labels" / f"{layer}_v1.json").read_text())
-    assert prov["action"] == "labels-aggregate" and prov["kind"] == "consensus"
-    agg = prov["aggregation"]
-    assert agg["method"] == method and set(agg["flagged"]) == BAD and len(agg["annotators"]) == len(GOOD) + len(BAD)
-    assert prov["inputs"]["sources"] and all(len(s["sha256"]) == 64 for s in prov["inputs"]["sources"])
+    prov = read_record(root / "acquisitions/cells/provenance/labels" / f"{layer}_v1.json", LabelVersionRecord)
+    assert prov.action == "labels-aggregate" and prov.lineage.kind == "consensus"
+    agg = prov.details
+    assert agg.method == method and set(agg.flagged) == BAD and len(agg.annotators) == len(GOOD) + len(BAD)
+    assert prov.files() and all(len(s.sha256) == 64 for s in prov.files())
     validate_label(root / "acquisitions/cells/cells.ome.zarr", f"labels/{layer}_v1")
     # shards of slices 6-7 (nobody drew them) are never stored
     assert r.data["stored_shards"] < r.data["n_shards"]
@@ -168,7 +170,7 @@ def test_consensus_by_cli_and_verify(small):
     assert res.exit_code == 0, res.output
     assert "nuclei@v2" in res.output and "FLAGGED" in res.output
     _, attrs = L.read_label_version(root, "cells", "nuclei")
-    assert attrs["curation"]["parents"] == ["nuclei@v1"]
+    assert attrs["curation"]["parents"] == []  # a consensus stands on its annotations, not on nuclei@v1
     (v,) = verify(root, "cells")
     assert v.status.value == "ok", v.message
 
@@ -193,14 +195,14 @@ def test_tiff_stack_and_zarr_import(small, tmp_path, monkeypatch):
     tifffile.imwrite(tmp_path / "two.tif", stack[:2].astype(np.float32))
     monkeypatch.undo()
     (r,) = import_labels(root, "cells", "organelles", tmp_path / "two.tif", slices=["3", "5"], kind="prediction",
-                         parents=["organelles@v1"])
+                         parents=["organelles@v1"], replace=True)
     arr, attrs = L.read_label_version(root, "cells", "organelles")
-    assert attrs["curation"]["annotated"] == {"slices": [3, 5]} and attrs["curation"]["kind"] == "prediction"
+    assert attrs["curation"]["annotated"] == {"slices": [3, 5], "regions": []} and attrs["curation"]["kind"] == "prediction"
     assert np.array_equal(arr[3], stack[0]) and (arr[4] == 65535).all()
     # our own label image, exported as OME-Zarr, imports back with its unlabeled slices
     src = root / "acquisitions/cells/cells.ome.zarr/labels/organelles_v2"
     export = shutil.copytree(src, tmp_path / "export.ome.zarr")
-    (r,) = import_labels(root, "cells", "organelles", export)
+    (r,) = import_labels(root, "cells", "organelles", export, replace=True)
     assert r.data["annotated"] == {"slices": [3, 5]} and r.data["parents"] == ["organelles@v2"]
     again, _ = L.read_label_version(root, "cells", "organelles@v3")
     assert np.array_equal(again[...], arr[...])
@@ -229,7 +231,7 @@ def test_bad_inputs_leave_the_archive_clean(small, tmp_path):
     ok_mask = np.zeros(SHAPE, np.uint8)
     cases = []
 
-    wrong = _mask_dir(tmp_path, "wrong", {"m_0001.png": np.zeros((100, 128), np.uint8)})
+    wrong = _mask_dir(tmp_path, "wrong", {"m_0000.png": np.zeros((100, 128), np.uint8)})
     cases.append((lambda: import_labels(root, "cells", "x", wrong), LabelError, r"shape differs.*\(128, 128\).*\(100, 128\)"))
     stack = tmp_path / "short.tif"
     tifffile.imwrite(stack, np.zeros((5, *SHAPE), np.uint8))
@@ -240,13 +242,13 @@ def test_bad_inputs_leave_the_archive_clean(small, tmp_path):
     named = _mask_dir(tmp_path, "named", {"s_0007.png": ok_mask, "s_0012.png": ok_mask})
     cases.append((lambda: import_labels(root, "cells", "x", named), LabelError, r"s_0012.png.*out of range.*found 12"))
     frac = _mask_dir(tmp_path, "frac", {"f_1.tif": np.full(SHAPE, 0.5, np.float32)})
-    cases.append((lambda: import_labels(root, "cells", "x", frac), LabelError, r"f_1.tif: slice 1: label values must be whole numbers"))
+    cases.append((lambda: import_labels(root, "cells", "x", frac, numbering="z"), LabelError, r"f_1.tif: slice 1: label values must be whole numbers"))
     neg = _mask_dir(tmp_path, "neg", {"n_1.tif": np.full(SHAPE, -1, np.int16)})
-    cases.append((lambda: import_labels(root, "cells", "x", neg), LabelError, r"out of range"))
+    cases.append((lambda: import_labels(root, "cells", "x", neg, numbering="z"), LabelError, r"out of range"))
     colour = np.zeros((*SHAPE, 3), np.uint8)
     colour[0, 0] = [1, 2, 3]
     rgb = _mask_dir(tmp_path, "rgb", {"c_2.png": colour})
-    cases.append((lambda: import_labels(root, "cells", "x", rgb), LabelError, r"c_2.png: slice 2: colour mask with differing channels"))
+    cases.append((lambda: import_labels(root, "cells", "x", rgb, numbering="z"), LabelError, r"c_2.png: slice 2: colour mask with differing channels"))
     poly = tmp_path / "far.json"
     poly.write_text(json.dumps({"format": "curation-polylines/1", "slice_shape": list(SHAPE), "annotations": [
         {"annotator": "u1", "slice": 12, "traces": [{"points": [[1, 1], [5, 5]]}]}]}))
@@ -331,19 +333,16 @@ def test_region_prediction_and_dirty_labels(small, tmp_path):
     with pytest.raises(LabelError, match=r"annotated.regions\[0\].y"):
         write_label_version(archive, "cells", "pred", _BoxPrediction((N_SLICES, *SHAPE), box),
                             annotated={"regions": [{"z": [0, 4], "y": [0, 200], "x": [0, 64]}]})
-    with pytest.raises(LabelError, match=r"extra_attrs.*\['version'\]"):
-        write_label_version(archive, "cells", "pred", _BoxPrediction((N_SLICES, *SHAPE), box),
-                            annotated={"regions": regions}, extra_attrs={"version": 9})
     r = write_label_version(archive, "cells", "pred", _BoxPrediction((N_SLICES, *SHAPE), box), kind="prediction",
                             annotated={"regions": regions}, label_values=[0, 1], names={1: "nucleus"},
-                            extra_attrs={"model": {"name": "unet-test"}}, extra_provenance={"model": {"weights": "none"}})
+                            note="unet-test")
     assert r.status.value == "ok" and r.data["kind"] == "prediction"
     level0 = root / "acquisitions/cells/cells.ome.zarr/labels/pred_v1/0/c"
     stored = sorted(p.relative_to(level0).as_posix() for p in level0.rglob("*") if p.is_file() or p.is_symlink())
     assert stored == ["0/0/0", "1/0/0"]  # the box covers 2 of 16 level-0 shards (z 0-3, y/x 0-63)
     (shown,) = L.show_labels(root, "cells", "pred")
     assert shown.data["value_counts"] == {"0": 4 * 64 * 32, "1": 4 * 64 * 32}
-    assert shown.data["lineage"]["model"] == {"name": "unet-test"} and shown.data["kind"] == "prediction"
+    assert shown.data["lineage"]["note"] == "unet-test" and shown.data["kind"] == "prediction"
     # the prediction against the nuclei consensus, on the box only
     (gt,) = aggregate_labels(root, "cells", "gt", small["masks"], method="majority")
     from curation.labels.diff import diff_labels
@@ -353,7 +352,7 @@ def test_region_prediction_and_dirty_labels(small, tmp_path):
     # a hand edit of a stored version must not slip into the next commit
     zj = root / "acquisitions/cells/cells.ome.zarr/labels/pred_v1/zarr.json"
     zj.write_text(zj.read_text().replace("unet-test", "edited"))
-    with pytest.raises(ImmutableError, match="uncommitted changes"):
+    with pytest.raises(DirtyError, match="uncommitted changes"):
         aggregate_labels(root, "cells", "gt", small["masks"], method="majority")
     dlo.git(root / "acquisitions/cells", "checkout", "--", ".")
     (v,) = verify(root, "cells")

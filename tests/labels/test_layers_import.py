@@ -101,7 +101,7 @@ def test_attrs_and_lineage(sbem):
     assert cur["schema_key"] == "LabelLineage" and cur["schema_version"] == "2.0.0"
     assert cur["layer"] == "mito" and cur["version"] == 1 and cur["address"] == "mito@v1"
     assert cur["kind"] == "ground-truth" and cur["parents"] == [] and cur["creator"] == "A. Tracer"
-    assert cur["annotated"] == {"slices": list(range(20))} and cur["unlabeled_value"] == 255
+    assert cur["annotated"] == {"slices": list(range(20)), "regions": []} and cur["unlabeled_value"] == 255
     assert cur["note"] == "all slices" and cur["tool_version"] and re.match(r"\d{4}-\d\d-\d\dT", cur["created"])
     assert len(cur["sources"]) == 20 and all(len(s["sha256"]) == 64 and s["size"] > 0 for s in cur["sources"])
     assert cur["sources"][0]["name"] == "mitos_3D.010.png"
@@ -139,8 +139,10 @@ def test_show_and_list(sbem):
     assert res.exit_code == 0, res.output
     labels = json.loads(res.output)["labels"]
     assert labels == [
-        {"name": "mito", "version": 1, "kind": "ground-truth", "path": "acquisitions/sbem/sbem.ome.zarr/labels/mito_v1"},
-        {"name": "mito", "version": 2, "kind": "ground-truth", "path": "acquisitions/sbem/sbem.ome.zarr/labels/mito_v2"},
+        {"name": "mito", "version": 1, "address": "mito@v1", "kind": "ground-truth",
+         "path": "acquisitions/sbem/sbem.ome.zarr/labels/mito_v1"},
+        {"name": "mito", "version": 2, "address": "mito@v2", "kind": "ground-truth",
+         "path": "acquisitions/sbem/sbem.ome.zarr/labels/mito_v2"},
     ]
     res = runner.invoke(cli, ["labels", "list", str(root), "sbem", "--json"])
     assert res.exit_code == 0, res.output

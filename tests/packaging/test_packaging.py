@@ -17,7 +17,7 @@ import pytest
 
 from curation.packaging import package
 from curation.errors import CurationError, InvalidNameError, NotFoundError, PackagingError
-from curation.repository.archive import init_archive
+from curation.repository.archive import init_archive, open_archive
 from curation.repository.ingest import ingest
 
 ORCID = "0000-0002-1825-0097"
@@ -97,7 +97,7 @@ def build_archive(root: Path, shared_data: Path, tmp: Path, *, keep_raw: bool = 
     """An archive with the SBEM acquisition; returns the label addresses it holds.
 
     Labels (when the label layer is installed): mito@v1 imports all 20 ground-truth
-    slices; mito@v2 re-imports slices 0-9 only, with mito@v1 as its parent.
+    slices; mito@v2 re-imports slices 0-9 only (--replace), with mito@v1 as its parent.
     """
     import shutil
 
@@ -112,12 +112,12 @@ def build_archive(root: Path, shared_data: Path, tmp: Path, *, keep_raw: bool = 
     except ImportError:
         return []
     masks = shared_data / "sbem-mito" / "labels"
-    import_labels(root, name, "mito", masks, slices=list(range(20)), note="CDeep3M ground truth")
+    import_labels(root, name, "mito", masks, note="CDeep3M ground truth")
     half = tmp / f"{name}-half-masks"
     half.mkdir()
     for f in sorted(masks.glob("*.png"))[:10]:
         shutil.copy(f, half / f.name)
-    import_labels(root, name, "mito", half, slices=list(range(10)), note="slices 0-9 reviewed again")
+    import_labels(root, name, "mito", half, note="slices 0-9 reviewed again", replace=True)
     return ["mito@v1", "mito@v2"]
 
 
@@ -484,12 +484,11 @@ def test_datacite_check_reports_missing_fields():
 def test_run_records_share_one_shape(archive):
     from curation.packaging import read_run_records
 
-    acq = archive["root"] / "acquisitions" / "sbem"
-    runs = read_run_records(acq, "sbem")
+    runs = read_run_records(open_archive(archive["root"]).acquisition("sbem"))
     assert runs[0].id == "ingest" and runs[0].action == "ingest"
     assert len(runs[0].inputs) == 20 and runs[0].inputs[0]["sha256"]
     assert runs[0].outputs[0]["path"] == "sbem.ome.zarr" and runs[0].outputs[0]["tree_sha256"]
-    assert runs[0].agent and runs[0].agent["name"] == "Curation Tests"  # from the git commit
+    assert runs[0].agent and runs[0].agent["name"] == "Curation Tests <tests@curation.invalid>"
     keys = set(runs[0].to_dict())
     for r in runs[1:]:
         assert set(r.to_dict()) == keys
@@ -497,21 +496,30 @@ def test_run_records_share_one_shape(archive):
     assert len(runs) == 1 + len(archive["labels"])
 
 
-def test_run_records_of_future_runs_join_unchanged(tmp_path):
-    from curation.packaging.runrecords import read_run_records
+def test_run_records_of_future_runs_join_unchanged(archive, tmp_path):
+    """A typed run record under provenance/runs/ (training, prediction ...) joins as it is."""
+    import shutil
 
-    acq = tmp_path / "acq"
-    (acq / "provenance" / "runs").mkdir(parents=True)
-    (acq / "provenance" / "runs" / "train-1.json").write_text(json.dumps({
-        "action": "train", "started": "2030-01-01T00:00:00+00:00", "finished": "2030-01-01T02:00:00+00:00",
-        "agent": {"name": "A. Person", "orcid": ORCID}, "tool": {"name": "curation", "version": "9.9"},
-        "inputs": ["sbem.ome.zarr", "mito@v2"], "outputs": [{"path": "models/unet.pt", "sha256": "ab" * 32}],
-        "parameters": {"epochs": 3}}))
-    (run,) = read_run_records(acq, "sbem", git_agents=False)
-    assert (run.id, run.action, run.record) == ("runs/train-1", "train", "provenance/runs/train-1.json")
-    assert run.inputs == [{"path": "sbem.ome.zarr", "kind": "file"}, {"kind": "label", "address": "mito@v2"}]
-    assert run.outputs[0]["sha256"] == "ab" * 32 and run.parameters == {"epochs": 3}
-    assert run.agent == {"name": "A. Person", "orcid": ORCID}
+    from curation.packaging.runrecords import read_run_records
+    from curation.provenance import Agent, ImageRef, LabelRef, OutputRef, RunRecord, ToolInfo, write_record
+    from curation.provenance.runs import GenericDetails
+
+    root = Path(shutil.copytree(archive["root"], tmp_path / "archive", symlinks=True))
+    acq = root / "acquisitions" / "sbem"
+    rec = RunRecord(id="runs/train-1", action="train", acquisition="sbem", started="2030-01-01T00:00:00+00:00",
+                    finished="2030-01-01T02:00:00+00:00", agent=Agent(name="A. Person"),
+                    tool=ToolInfo(version="9.9"),
+                    inputs=[ImageRef(acquisition="sbem", path="sbem.ome.zarr"), LabelRef(address="mito@v2")],
+                    outputs=[OutputRef(kind="model", path="models/unet.pt")],
+                    details=GenericDetails(values={"epochs": 3}))
+    write_record(acq / "provenance" / "runs" / "train-1.json", rec)
+    runs = read_run_records(open_archive(root).acquisition("sbem"), git_agents=False)
+    (run,) = [r for r in runs if r.id == "runs/train-1"]
+    assert (run.action, run.record) == ("train", "provenance/runs/train-1.json")
+    assert run.inputs == [{"kind": "image", "path": "sbem.ome.zarr", "role": "image"},
+                          {"kind": "label", "address": "mito@v2", "role": "parent"}]
+    assert run.outputs[0]["path"] == "models/unet.pt" and run.parameters == {"values": {"epochs": 3}}
+    assert run.agent == {"name": "A. Person"}
 
 
 def test_all_errors_are_curation_errors():
