@@ -323,6 +323,7 @@ class LabelWrite:
     started: str | None = None
     details: Any = None
     consensus: ConsensusSummary | None = None
+    painted: Any = None  # a PaintSummary
     #: more inputs for the run record (labels read, images)
     inputs: Sequence[Any] = ()
     #: identifies the content for a resume of the build (e.g. the base version's tree)
@@ -392,6 +393,7 @@ def store_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
         created=now_iso(), tool_version=__version__, sources=source_refs, annotated=annotated, note=w.note or "",
         unlabeled_value=unl, dtype=dtype.name, label_values=listed,
         names={k: v for k, v in sorted(names.items()) if k not in (0, unl)}, consensus=w.consensus,
+        painted=w.painted,
     )
     attrs = multiscales(plan, address, kind="label", extra={"image-label": image_label(values, unl, names)})
     attrs["curation"] = record_json(lineage)

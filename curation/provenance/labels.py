@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import Extent, FileRef, Part, Record, StorageInfo
-from .runs import AnnotatorScore, RunRecord, Scalar
+from .runs import AnnotatorScore, PlaneRef, RunRecord, Scalar
 
 #: what a label version is: drawn by people, agreed by a crowd, predicted, or derived
 KINDS = ("ground-truth", "consensus", "prediction", "probability", "instances")
@@ -22,6 +22,21 @@ class ConsensusSummary(Part):
     parameters: dict[str, Scalar] = Field(default_factory=dict)
     annotators: list[AnnotatorScore] = Field(default_factory=list)
     flagged: list[str] = Field(default_factory=list)
+
+
+class PaintedPlane(Part):
+    plane: Literal["xy", "xz", "yz"]
+    index: int = Field(ge=0)
+    voxels: int = Field(ge=0)
+
+
+class PaintSummary(Part):
+    """What an edit painted: the tool, how many strokes, the planes touched, planes checked whole."""
+
+    tool: str
+    strokes: int = Field(ge=0)
+    planes: list[PaintedPlane] = Field(default_factory=list)
+    complete: list[PlaneRef] = Field(default_factory=list)
 
 
 class LabelLineage(Record):
@@ -46,6 +61,7 @@ class LabelLineage(Record):
     #: label value -> name (image-label properties, without background and unlabeled)
     names: dict[int, str] = Field(default_factory=dict)
     consensus: ConsensusSummary | None = None
+    painted: PaintSummary | None = None
     #: id of the run record that computed it (predictions, instances)
     run: str | None = None
 

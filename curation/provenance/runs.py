@@ -89,6 +89,38 @@ class MetadataUpdateDetails(Part):
     trees: dict[str, str] = Field(default_factory=dict)
 
 
+class PlaneRef(Part):
+    """A plane of the volume: its orientation and its index along the normal (level 0)."""
+
+    plane: Literal["xy", "xz", "yz"]
+    index: int = Field(ge=0)
+
+
+class Stroke(PlaneRef):
+    """A brush stroke: every voxel within ``radius`` of the polyline gets ``value``."""
+
+    value: int = Field(ge=0)
+    radius: float = Field(ge=0.5, le=128)
+    points: list[tuple[float, float]] = Field(min_length=1)
+
+
+class PaintEdit(Part):
+    """An edit as painted in the viewer or given to ``curate labels paint`` (replayable)."""
+
+    base: str | None = None
+    layer: str | None = None
+    note: str | None = None
+    creator: str | None = None
+    strokes: list[Stroke] = Field(default_factory=list)
+    complete: list[PlaneRef] = Field(default_factory=list)
+
+
+class PaintDetails(Part):
+    kind: Literal["labels-paint"] = "labels-paint"
+    tool: str
+    edit: PaintEdit
+
+
 class GenericDetails(Part):
     """Details of an action without a model of its own (kept as given)."""
 
@@ -96,7 +128,7 @@ class GenericDetails(Part):
     values: dict[str, JsonValue] = Field(default_factory=dict)
 
 
-Details = Annotated[ImportDetails | AggregationDetails | MetadataUpdateDetails | GenericDetails,
+Details = Annotated[ImportDetails | AggregationDetails | MetadataUpdateDetails | PaintDetails | GenericDetails,
                     Field(discriminator="kind")]
 
 
