@@ -37,7 +37,8 @@ from ..repository.names import check_name
 
 LABELS = "labels"
 PROVENANCE = "provenance/labels"
-KINDS = ("ground-truth", "prediction", "consensus")
+#: ``instances``: one id per object, made by connected components (``curate analyze``)
+KINDS = ("ground-truth", "prediction", "consensus", "instances")
 _ADDRESS = re.compile(r"^(?P<layer>[^@]+?)(?:@v?(?P<version>\d+))?$")
 
 
