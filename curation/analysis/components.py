@@ -141,8 +141,26 @@ class Components:
     def n_objects(self) -> int:
         return len(self.stats)
 
-    def labels(self) -> "InstanceSource":
-        return InstanceSource(self.scratch)
+    def labels(self, keep: np.ndarray | None = None) -> "InstanceSource":
+        """The labelled volume; with ``keep`` (a boolean per object) only the kept objects,
+        renumbered 1..K' in the same (canonical) order, the others background."""
+        if keep is None:
+            return InstanceSource(self.scratch)
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (self.n_objects,):
+            raise AnalysisError("keep needs one flag per object", field="keep", expected=self.n_objects,
+                                found=keep.shape)
+        import hashlib
+
+        name = "mapping-" + hashlib.sha256(np.packbits(keep).tobytes() + str(len(keep)).encode()).hexdigest()[:16]
+        if not (self.scratch / f"{name}.json").exists():
+            renumber = np.zeros(self.n_objects + 1, dtype=np.int64)
+            renumber[1:][keep] = np.arange(1, int(keep.sum()) + 1)
+            base = np.load(self.scratch / "mapping.npy", mmap_mode="r")
+            dtype = _label_dtype(int(keep.sum()))
+            np.save(self.scratch / f"{name}.npy", renumber[np.asarray(base, dtype=np.int64)].astype(dtype))
+            (self.scratch / f"{name}.json").write_text(json.dumps({"n_objects": int(keep.sum()), "dtype": dtype.name}))
+        return InstanceSource(self.scratch, mapping=name)
 
     def close(self) -> None:
         if self.owns_scratch:
@@ -597,11 +615,14 @@ class InstanceSource(Source):
 
     reader = "connected-components"
 
-    def __init__(self, scratch: Path | str) -> None:
+    def __init__(self, scratch: Path | str, mapping: str = "mapping") -> None:
         self.scratch = Path(scratch)
+        self.mapping = mapping
         meta_path = self.scratch / "components.json"
         try:
             meta = json.loads(meta_path.read_text())
+            if mapping != "mapping":
+                meta.update(json.loads((self.scratch / f"{mapping}.json").read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise AnalysisError("not a connected-components scratch folder", path=meta_path,
                                 expected="components.json written by connected_components",
@@ -628,7 +649,7 @@ class InstanceSource(Source):
 
     def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._mapping is None:
-            self._mapping = np.load(self.scratch / "mapping.npy", mmap_mode="r")
+            self._mapping = np.load(self.scratch / f"{self.mapping}.npy", mmap_mode="r")
             self._offsets = np.load(self.scratch / "offsets.npy")
             self._fill = np.load(self.scratch / "fill.npy")
         return self._mapping, self._offsets, self._fill  # type: ignore[return-value]
