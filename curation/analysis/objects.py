@@ -420,7 +420,7 @@ def _assign_parents(labels: InstanceSource, parents: Any, vs, margin_nm: float, 
 # --- parents ---------------------------------------------------------------------------------------
 
 
-def _surface_block(block: Block, parents: np.ndarray, *, unlabeled, method, vs):
+def _surface_block(block: Block, parents: np.ndarray, *, unlabeled, method, vs, shape):
     """Voxels and surface (nm²) per parent id over the faces or mesh cells this block owns:
     those whose lower corner lies in its write region."""
     from scipy import ndimage
@@ -452,9 +452,10 @@ def _surface_block(block: Block, parents: np.ndarray, *, unlabeled, method, vs):
                     for k, v in zip(u.tolist(), cnt.tolist()):
                         area[k] = area.get(k, 0.0) + v * face_area[axis]
         return ids, vox, area
-    from skimage.measure import marching_cubes, mesh_surface_area
-
     reach = int(math.ceil(MESH_TRUNCATE * MESH_SIGMA_VOXELS)) + 1
+    # the volume's borders this block's cells reach: the mesh is carried on to them
+    at_lo = [r.start == 0 for r in block.region]
+    at_hi = [r.stop == n for r, n in zip(block.region, shape)]
     for k, box in enumerate(ndimage.find_objects(lab), start=1):
         if box is None:
             continue
@@ -466,18 +467,35 @@ def _surface_block(block: Block, parents: np.ndarray, *, unlabeled, method, vs):
         cut = tuple(slice(max(c.start, g.start) - g.start, min(c.stop, g.stop) - g.start)
                     for c, g in zip(corners, grown))
         sub = smooth[cut]
-        if min(sub.shape) < 2 or not (sub.min() < 0.5 < sub.max()):
+        if min(sub.shape) < 1 or not (sub.min() < 0.5 < sub.max()):
             continue
-        verts, faces, _n, _v = marching_cubes(sub, 0.5, spacing=vs, method="lewiner")
-        area[k] = area.get(k, 0.0) + float(mesh_surface_area(verts, faces))
+        a = _mesh_area(sub, vs)
+        # between the outermost voxel centres and the volume's border lies half a cell the
+        # mesh does not reach: add it as the surface there extruded by half a voxel
+        pads = [(1 if lo and g.start == 0 else 0, 1 if hi and c.stop == g.stop == n else 0)
+                for lo, hi, c, g, n in zip(at_lo, at_hi, corners, grown, lab.shape)]
+        if any(p for pair in pads for p in pair):
+            a += 0.5 * (_mesh_area(np.pad(sub, pads, mode="edge"), vs) - a)
+        if a:
+            area[k] = area.get(k, 0.0) + a
     return ids, vox, area
+
+
+def _mesh_area(values: np.ndarray, vs) -> float:
+    from skimage.measure import marching_cubes, mesh_surface_area
+
+    if min(values.shape) < 2 or not (values.min() < 0.5 < values.max()):
+        return 0.0
+    verts, faces, _n, _v = marching_cubes(values, 0.5, spacing=vs, method="lewiner")
+    return float(mesh_surface_area(verts, faces))
 
 
 def parent_columns(parents: Any, vs, method: str, unlabeled: int | None, block_shape, run) -> Table:
     """Per parent id: voxels, volume (µm³), surface (µm²) by ``method``."""
     halo = 1 if method == "faces" else int(math.ceil(MESH_TRUNCATE * MESH_SIGMA_VOXELS)) + 1
     grid = grid_for([parents], block_shape=block_shape, halo=halo, max_block_voxels=JOIN_BLOCK_VOXELS)
-    fn = partial(_surface_block, unlabeled=unlabeled, method=method, vs=vs)
+    fn = partial(_surface_block, unlabeled=unlabeled, method=method, vs=vs,
+                 shape=tuple(int(n) for n in parents.shape))
     vox: dict[int, int] = {}
     area: dict[int, float] = {}
     for _b, (ids, n, a) in map_blocks(fn, parents, grid=grid, ordered=True, **run):
