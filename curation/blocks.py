@@ -149,7 +149,10 @@ class BlockGrid:
 
     def linear(self, index: Sequence[int]) -> int:
         """Position of block ``index`` in C order (the iteration order)."""
-        return int(np.ravel_multi_index(tuple(index), self.grid_shape))
+        out = 0
+        for i, g in zip(index, self.grid_shape):
+            out = out * g + int(i)
+        return out
 
     def index_of(self, linear: int) -> tuple[int, ...]:
         return tuple(int(i) for i in np.unravel_index(int(linear), self.grid_shape))
