@@ -47,7 +47,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,8 @@ class ObjectStats:
         return tuple(slice(int(s), int(e)) for s, e in zip(a, b))  # type: ignore[return-value]
 
     def equal(self, other: "ObjectStats") -> bool:
-        """Exact equality of every column (moments compared when both have them)."""
+        """Exact equality of every exact column (moments are float sums: compare them with a
+        tolerance)."""
         cols = ("value", "voxels", "coord_sums", "bbox_start", "bbox_stop", "first_voxel")
         same = self.shape == other.shape and all(np.array_equal(getattr(self, c), getattr(other, c)) for c in cols)
         return same
@@ -135,7 +136,6 @@ class Components:
     owns_scratch: bool = False
     provisional: int = 0
     merged_pairs: int = 0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def n_objects(self) -> int:
@@ -651,9 +651,7 @@ class InstanceSource(Source):
         self.grid = BlockGrid(tuple(meta["shape"]), tuple(meta["block_shape"]))
         self._dtype = np.dtype(meta["dtype"])
         self.unlabeled = int(np.iinfo(self._dtype).max)
-        self._mapping: np.ndarray | None = None
-        self._offsets: np.ndarray | None = None
-        self._fill: np.ndarray | None = None
+        self._tables_: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def n_objects(self) -> int:
@@ -668,11 +666,12 @@ class InstanceSource(Source):
         return HeaderMetadata(shape=tuple(self.meta["shape"]), dtype=self._dtype.name)  # type: ignore[arg-type]
 
     def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self._mapping is None:
-            self._mapping = np.load(self.scratch / f"{self.mapping}.npy", mmap_mode="r")
-            self._offsets = np.load(self.scratch / "offsets.npy")
-            self._fill = np.load(self.scratch / "fill.npy")
-        return self._mapping, self._offsets, self._fill  # type: ignore[return-value]
+        tables = self._tables_
+        if tables is None:  # threads may race here: each loads, one tuple is kept whole
+            tables = (np.load(self.scratch / f"{self.mapping}.npy", mmap_mode="r"),
+                      np.load(self.scratch / "offsets.npy"), np.load(self.scratch / "fill.npy"))
+            self._tables_ = tables
+        return tables
 
     def read(self, region: tuple[slice, slice, slice]) -> np.ndarray:
         region = normalize_region(region, self.shape)
@@ -699,7 +698,7 @@ class InstanceSource(Source):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_mapping"] = state["_offsets"] = state["_fill"] = None
+        state["_tables_"] = None
         return state
 
     def __repr__(self) -> str:

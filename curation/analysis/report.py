@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import colorsys
-import html
 import json
 import math
 from collections.abc import Mapping
@@ -399,5 +398,3 @@ def write_report(analysis: ObjectAnalysis, folder: Path | str, *, image: Any = N
 
 __all__ = ["ReportFiles", "plot_montage", "plot_parents", "plot_sizes", "render_html", "summary", "write_report",
            "write_tables"]
-
-_ = html  # html.escape is done by jinja2's autoescape

@@ -212,6 +212,15 @@ def test_lazy_reads_of_any_region_and_pickling():
             np.testing.assert_array_equal(again.read(region), full[region])
         assert InstanceSource(comp.scratch).n_objects == comp.n_objects
         assert src.header.shape == vol.shape and src.dtype == np.uint8
+        # a fresh source read from many threads at once (its tables load lazily, once)
+        from concurrent.futures import ThreadPoolExecutor
+
+        for _ in range(5):
+            fresh = InstanceSource(comp.scratch)
+            planes = list(range(vol.shape[0]))
+            with ThreadPoolExecutor(8) as pool:
+                got = list(pool.map(lambda z: fresh.read((slice(z, z + 1), slice(None), slice(None))), planes))
+            np.testing.assert_array_equal(np.concatenate(got), full)
 
 
 def test_scratch_is_removed_or_kept(tmp_path):
