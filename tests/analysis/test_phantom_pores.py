@@ -16,30 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage as ndi
 
 from curation.analysis.objects import analyze_objects
-from curation.demo.phantom import PhantomSpec, generate_volume
+from curation.demo.phantom import PhantomSpec, generate_volume, nucleus_mask
 
 COUNT_TOLERANCE = 0
 DIAMETER_TOLERANCE = 0.05
 DENSITY_TOLERANCE = 0.05
-
-
-def nucleus_mask(envelope: np.ndarray, pores: np.ndarray, stats: dict) -> np.ndarray:
-    """The nucleus as the phantom made it: the side of the envelope holding the nucleus
-    centre (the ellipsoid in ``stats``), with the envelope and pores themselves."""
-    shell = (envelope > 0) | (pores > 0)
-    sides, _ = ndi.label(~shell)
-    sizes = np.bincount(sides.ravel())
-    sizes[0] = 0
-    centre = np.asarray(stats["nucleus_centre_vox"])
-    semi = np.asarray(stats["nucleus_semi_axes_vox"])
-    for side in np.argsort(sizes)[::-1][:2]:
-        p = np.argwhere(sides == side)[0]
-        if np.sum(((p - centre) / semi) ** 2) < 1:
-            return ((sides == side) | shell).astype(np.uint8)
-    raise AssertionError("no side of the envelope holds the nucleus centre")
 
 
 @pytest.fixture(scope="module", params=[PhantomSpec(), PhantomSpec(shape=(48, 224, 224), seed=4)],
