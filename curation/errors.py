@@ -86,6 +86,10 @@ class EngineError(CurationError, RuntimeError):
     """The Dask cluster could not be started or reached."""
 
 
+class BlockError(CurationError, ValueError):
+    """Arrays cannot be processed blockwise as asked (shapes differ, a bad block shape)."""
+
+
 class PipelineError(CurationError, ValueError):
     """A pipeline definition is invalid."""
 
@@ -192,6 +196,10 @@ class LabelError(CurationError, ValueError):
 
 class ImmutableError(LabelError, PermissionError):
     """Writing into an existing, immutable version."""
+
+
+class AnalysisError(CurationError, ValueError):
+    """An analysis or evaluation cannot run on these inputs (shapes, voxel sizes, options)."""
 
 
 class PackagingError(CurationError, ValueError):

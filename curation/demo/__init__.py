@@ -5,6 +5,7 @@ from curation.demo.phantom import (
     PhantomSpec,
     PhantomSpecError,
     generate_volume,
+    nucleus_mask,
     phantom_metadata,
     write_phantom,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "PhantomSpec",
     "PhantomSpecError",
     "generate_volume",
+    "nucleus_mask",
     "phantom_metadata",
     "write_phantom",
 ]

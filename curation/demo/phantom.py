@@ -307,6 +307,28 @@ def write_phantom(out_dir: Path, spec: PhantomSpec = PhantomSpec()) -> Phantom:
     return Phantom(root, images_dir, metadata_path, gt_dir, n, area, spec)
 
 
+def nucleus_mask(envelope: np.ndarray, pores: np.ndarray, stats: Mapping[str, Any]) -> np.ndarray:
+    """The nucleus as the phantom made it, from its ground truth: the side of the envelope
+    that holds the nucleus centre (``stats`` of :func:`generate_volume`), together with
+    the envelope and its pores (uint8, 1 = nucleus). The parent layer for pore statistics
+    per nucleus; its surface is the envelope's outer membrane."""
+    from scipy import ndimage
+
+    shell = (envelope > 0) | (pores > 0)
+    sides, _ = ndimage.label(~shell)
+    sizes = np.bincount(sides.ravel())
+    sizes[0] = 0
+    centre = np.asarray(stats["nucleus_centre_vox"], dtype=float)
+    semi = np.asarray(stats["nucleus_semi_axes_vox"], dtype=float)
+    for side in np.argsort(sizes)[::-1][:2]:
+        if sizes[side] == 0:
+            break
+        p = np.argwhere(sides == side)[0]
+        if np.sum(((p - centre) / semi) ** 2) < 1:
+            return ((sides == side) | shell).astype(np.uint8)
+    return shell.astype(np.uint8)  # the volume shows no nucleoplasm: the envelope alone
+
+
 # === checks and random streams ==========================================================
 
 

@@ -3,8 +3,10 @@
 Reported: slices annotated in B and not in A (added) and the reverse (removed); on the
 area both annotate (whole slices, or the overlap of their annotated regions; voxels
 either leaves unlabeled are skipped), per label value the voxels A and B give it, the
-voxels that gained or lost it, and the Dice overlap of A's and B's voxels of that value.
-Two versions of different layers compare as well (a prediction against ground truth).
+voxels that gained or lost it, and the Dice overlap of A's and B's voxels of that value
+(:mod:`curation.analysis.metrics`, with A as the reference: the same code as
+``curate evaluate``). Two versions of different layers compare as well (a prediction
+against ground truth).
 """
 
 from __future__ import annotations
@@ -14,16 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.metrics import add_counts, confusion_counts, score_value
 from ..errors import LabelError
 from ..records import Result, ok
 from ..repository.archive import open_archive
 from . import layers as L
-
-
-def _confusion(a: np.ndarray, b: np.ndarray) -> dict[tuple[int, int], int]:
-    pairs = (a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)
-    vals, n = np.unique(pairs, return_counts=True)
-    return {(int(v >> np.uint64(32)), int(v & np.uint64(0xFFFFFFFF))): int(c) for v, c in zip(vals, n)}
 
 
 def compare(a_array, a: L.LabelVersion, b_array, b: L.LabelVersion) -> dict[str, Any]:
@@ -49,21 +46,18 @@ def compare(a_array, a: L.LabelVersion, b_array, b: L.LabelVersion) -> dict[str,
             keep &= va != ua
         if ub is not None:
             keep &= vb != ub
-        c = _confusion(va[keep], vb[keep])
+        c = confusion_counts(va[keep], vb[keep])
         if any(n for (x, y), n in c.items() if x != y):
             changed_slices.append(z)
-        for k, n in c.items():
-            conf[k] = conf.get(k, 0) + n
+        add_counts(conf, c)
     values = sorted({x for x, _ in conf} | {y for _, y in conf})
     per_value = {}
     for v in values:
-        n_a = sum(n for (x, _), n in conf.items() if x == v)
-        n_b = sum(n for (_, y), n in conf.items() if y == v)
-        both = conf.get((v, v), 0)
+        score = score_value(conf, v)  # A is the reference: fn = lost, fp = gained
         per_value[str(v)] = {
-            "voxels_a": n_a, "voxels_b": n_b,
-            "gained": n_b - both, "lost": n_a - both, "changed": (n_b - both) + (n_a - both),
-            "dice": 1.0 if n_a + n_b == 0 else 2.0 * both / (n_a + n_b),
+            "voxels_a": score.truth_voxels, "voxels_b": score.pred_voxels,
+            "gained": score.fp, "lost": score.fn, "changed": score.fp + score.fn,
+            "dice": score.dice,
         }
     compared = sum(conf.values())
     changed = sum(n for (x, y), n in conf.items() if x != y)
