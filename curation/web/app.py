@@ -327,9 +327,9 @@ def build_routes(server: Server) -> list[Route]:
         Route(f"/tile/{{name}}/label/{{address}}/{tile_tail}", label_tile),
         Route(f"/tile/{{name}}/diff/{{a}}/{{b}}/{tile_tail}", diff_tile),
         Route("/zarr/{name}/{key:path}", zarr_file, methods=["GET", "HEAD"]),
-        Route("/ng/v/{token}/", ng_file),
-        Route("/ng/v/{token}/{file}", ng_file),
-        Route("/ng/events/{token}", ng_events),
+        Route(f"/ng/v/{NG_TOKEN}/", ng_file),
+        Route(f"/ng/v/{NG_TOKEN}/{{file}}", ng_file),
+        Route(f"/ng/events/{NG_TOKEN}", ng_events),
         Route("/static/{file}", static_file),
     ]
 

@@ -52,7 +52,7 @@ BLOCK = 256
 MAX_STROKES = 2000
 MAX_POINTS = 20000  # over all strokes
 MAX_RADIUS = 128.0
-MAX_BLOCKS = 1024  # painted 256 x 256 blocks over the whole edit
+MAX_BLOCKS = 512  # painted 256 x 256 blocks over the whole edit (33 M voxels)
 MAX_COMPLETE = 256
 
 
