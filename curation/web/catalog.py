@@ -151,6 +151,7 @@ class Catalog:
 
         self.archive = open_archive(archive_path)
         self._arrays: dict[tuple[str, str, int], Any] = {}
+        self._readers: dict[tuple[str, str, int], Any] = {}
         self._versions: dict[tuple[str, str], Version] = {}
         self._geometry: dict[str, Geometry] = {}
         self._lock = threading.Lock()
@@ -251,6 +252,13 @@ class Catalog:
                                 found=level)
         return self._open(("image", name, level), self.archive.image_path(name) / geo.levels[level].path)
 
+    def image_reader(self, name: str, level: int):
+        """What tiles read ``level`` with: the direct shard reader when the array has the
+        layout curation writes (see :mod:`.shards`), else the zarr array."""
+        arr = self.image_array(name, level)
+        return self._fast(("image", name, level), self.archive.image_path(name) / self.geometry(name).levels[level].path,
+                          arr)
+
     # --- label versions ----------------------------------------------------------------
 
     def versions(self, name: str) -> list[Version]:
@@ -280,6 +288,12 @@ class Catalog:
                                 found=level)
         path = self.archive.image_path(name) / "labels" / v.group / v.levels[level]
         return self._open(("label", f"{name}/{v.address}", level), path)
+
+    def label_reader(self, name: str, address: str, level: int):
+        arr = self.label_array(name, address, level)
+        v = self.version(name, address)
+        return self._fast(("label", f"{name}/{v.address}", level),
+                          self.archive.image_path(name) / "labels" / v.group / v.levels[level], arr)
 
     def stored_label_shards(self, name: str, address: str) -> set[tuple[int, ...]]:
         """Indices of the level-0 shards a version stores (others hold only the unlabeled value)."""
@@ -441,6 +455,18 @@ class Catalog:
             with self._lock:
                 self._arrays[key] = arr
         return arr
+
+
+    def _fast(self, key: tuple[str, str, int], path: Path, arr):
+        from .shards import open_fast
+
+        with self._lock:
+            hit = self._readers.get(key)
+        if hit is None:
+            hit = open_fast(path) or arr
+            with self._lock:
+                self._readers[key] = hit
+        return hit
 
 
 def _json(path: Path) -> dict:

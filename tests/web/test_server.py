@@ -121,6 +121,7 @@ def test_image_tiles_match_the_stored_voxels(ro, web_template):
     ref = np.clip((a0[10].astype(float) - 100) * 255 / 50, 0, 255).astype(np.uint8)
     assert np.abs(t.astype(int) - ref).max() <= 1
     assert ro.get("/tile/cells/image/xy/0/10/0/0", params={"format": "webp"}).headers["content-type"] == "image/webp"
+    assert ro.get("/tile/cells/image/xy/0/10/0/0", params={"format": "jpeg"}).headers["content-type"] == "image/jpeg"
 
 
 def test_label_and_diff_tiles(ro):
@@ -155,6 +156,7 @@ def test_tiles_carry_etags_and_are_immutable(ro):
     ("/tile/cells/image/xy/0/10/0/0?lo=9&hi=3", 400),
     ("/tile/cells/image/xy/0/10/0/0?lo=x", 400),
     ("/tile/cells/image/xy/0/10/0/0?format=gif", 400),
+    ("/tile/cells/label/cell@v1/xy/0/4/0/0?format=jpeg", 400),
     ("/tile/cells/image/xy/0/20/0/0", 404),
     ("/tile/cells/image/xy/0/10/9/0", 404),
     ("/tile/cells/image/xy/9/10/0/0", 404),
