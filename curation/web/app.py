@@ -249,7 +249,7 @@ def build_routes(server: Server) -> list[Route]:
 
     async def paint(request: Request):
         name = request.path_params["name"]
-        server.guard.check(request.method, request.headers, str(request.base_url))
+        server.guard.check(request.headers, str(request.base_url))
         S.check_body_size(request.headers)
         body = await request.body()
         S.check_body_size(request.headers, body)

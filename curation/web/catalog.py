@@ -179,7 +179,8 @@ class Catalog:
         # read model: the acquisition's typed record replaces these two JSON reads
         acq = self.archive.acquisition_path(self.require(name))
         md = _json(acq / "metadata.json")
-        plan = _json(acq / "provenance" / "ingest.json").get("image", {}).get("plan", {})
+        prov = _json(acq / "provenance" / "ingest.json")
+        plan = prov.get("image", {}).get("plan", {})
         levels = plan.get("levels") or [{}]
         study, bio, aq = md.get("study", {}), md.get("biosample", {}), md.get("acquisition", {})
         return Summary(
@@ -188,7 +189,7 @@ class Catalog:
             technique=str(aq.get("technique") or ""), keywords=tuple(str(k) for k in study.get("keywords", [])),
             shape=tuple(plan.get("shape") or ()), dtype=str(plan.get("dtype") or ""),
             voxel_size_nm=tuple(levels[0].get("scale_nm") or ()),
-            ingested=str(_json(acq / "provenance" / "ingest.json").get("finished") or ""),
+            ingested=str(prov.get("finished") or ""),
             n_label_versions=len(self.versions(name)),
         )
 
@@ -301,8 +302,9 @@ class Catalog:
         base = self.archive.image_path(name) / "labels" / v.group / v.levels[0] / "c"
         if not base.is_dir():
             return set()
-        return {tuple(int(p) for p in f.relative_to(base).parts) for f in base.rglob("*") if f.is_file()
-                or f.is_symlink() and not f.is_dir()}
+        # an annexed shard whose content is not here is still stored (a dangling link)
+        return {tuple(int(p) for p in f.relative_to(base).parts) for f in base.rglob("*")
+                if f.is_symlink() or f.is_file()}
 
     def _version(self, name: str, lv: Any) -> Version:
         key = (name, lv.address)

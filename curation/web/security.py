@@ -51,7 +51,7 @@ class EditGuard:
         self.allow_edit = allow_edit
         self.token = secrets.token_urlsafe(32) if allow_edit else ""
 
-    def check(self, method: str, headers: Mapping[str, str], host_url: str) -> None:
+    def check(self, headers: Mapping[str, str], host_url: str) -> None:
         """Raise ForbiddenError unless this write is allowed (see the module docstring)."""
         if not self.allow_edit:
             raise ForbiddenError("this catalog is read-only", hint="restart it with `curate serve --allow-edit`")
