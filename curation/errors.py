@@ -204,3 +204,19 @@ class AnalysisError(CurationError, ValueError):
 
 class PackagingError(CurationError, ValueError):
     """A package cannot be written (missing metadata, unsafe names ...)."""
+
+
+# --- the web catalog -----------------------------------------------------------------------
+
+
+class WebError(CurationError):
+    """A request to the web catalog (``curate serve``) cannot be served."""
+
+
+class ForbiddenError(WebError, PermissionError):
+    """An edit refused: the server is read-only (no --allow-edit), or the request lacks
+    its CSRF token or comes from another origin."""
+
+
+class RequestTooLargeError(WebError, ValueError):
+    """A request body larger than the server accepts."""

@@ -1,4 +1,4 @@
-"""``curate labels``: versioned label layers (import, list, show, diff, aggregate)."""
+"""``curate labels``: versioned label layers (import, list, show, diff, aggregate, paint)."""
 
 import re
 
@@ -205,3 +205,33 @@ def diff(archive, name, a, b, as_json):
     from ..labels.diff import diff_labels
 
     render(diff_labels(archive, name, a, b), as_json, text=_diff_text, single=True)
+
+
+@command.command("paint")
+@click.argument("archive", type=click.Path(exists=True, file_okay=False))
+@click.argument("name")
+@click.argument("edit", type=click.Path(exists=True, dir_okay=False))
+@click.option("--base", metavar="LAYER@vN", help="Version painted over (its parent); overrides the edit's 'base'.")
+@click.option("--layer", help="Layer to save into (default: the base's layer); overrides the edit's 'layer'.")
+@click.option("--note", help="Free text kept in the lineage; overrides the edit's 'note'.")
+@click.option("--creator", help="Who painted (default: the edit's, else your git identity).")
+@click.option("--wait", type=float, default=0, help="Seconds to wait for another writer's lock.")
+@click.option("--scheduler", help="Dask scheduler address; default: a local cluster.")
+@json_option
+@handle_errors
+def paint(archive, name, edit, base, layer, note, creator, wait, scheduler, as_json):
+    """Apply EDIT (strokes on any plane, as `curate serve` saves them) as a new ground-truth version.
+
+    EDIT is JSON: {"base": "mito@v2", "strokes": [{"plane": "xz", "index": 120, "value": 1,
+    "radius": 2, "points": [[row, col], ...]}], "complete": [{"plane": "xy", "index": 16}],
+    "note": "..."}; coordinates are level-0 voxel indices."""
+    from ..web.catalog import Catalog
+    from ..web.paint import load_edit
+    from ..web.paint import paint as store
+
+    doc = load_edit(edit)
+    for key, value in (("base", base), ("layer", layer), ("note", note), ("creator", creator)):
+        if value is not None:
+            doc[key] = value
+    result = store(Catalog(archive), name, doc, tool="curate labels paint", lock_timeout=wait, scheduler=scheduler)
+    render([result], as_json, text=_write_text, single=True)

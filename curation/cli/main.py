@@ -22,6 +22,8 @@ COMMANDS = {
     "labels": "cmd_labels",
     "package": "cmd_package",
     "archive": "cmd_archive",
+    "preview": "cmd_preview",
+    "serve": "cmd_serve",
 }
 
 

@@ -8,7 +8,9 @@ The steps come from a declarative pipeline (``pipelines/demo.yaml`` by default),
 3. import the nuclear-envelope ground truth of a few slices as ``envelope@v1``, then two
    more slices as ``envelope@v2`` (which keeps v1's slices), and diff the versions;
 4. verify the archive (checksums, tracked files, NGFF, git-annex);
-5. package the acquisition for EMPIAR and as an RO-Crate.
+5. package the acquisition for EMPIAR and as an RO-Crate;
+6. write ``README.md`` and ``index.html`` at the top of the folder, with previews, to show
+   what was made.
 
 All or nothing: the folder is marked incomplete while the demo runs and removed when a
 step fails; a folder left marked by a killed demo is cleared by the next one.
@@ -72,6 +74,9 @@ def run_demo(directory: Path | str, spec: PhantomSpec | None = None, *, pipeline
         out += run_pipeline(plan, ctx)
         if any(r.failed for r in out):
             raise _Failed(out)
+        from ..web.preview import demo_report
+
+        out += demo_report(root, archive)
     except _Failed:
         remove_tree(root)
         return out

@@ -6,6 +6,7 @@ Layout of the package::
       empiar_deposition.json     EMPIAR's deposition JSON
       README.md                  from archive_templates/empiar_README.md
       manifest-sha256.txt        sha256 of every file (`sha256sum -c manifest-sha256.txt`)
+      entry_thumbnail.png        the entry's picture (`empiar-depositor -e`), see curation.web.preview
       data/raw/                  the files as recorded (copied from raw/ or the recorded paths)
       data/volume/               level 0 of the OME-Zarr image, one TIFF per z slice
       data/labels/<layer>_v<N>/  each chosen label version, one TIFF per z slice
@@ -51,6 +52,7 @@ from ..errors import InvalidNameError
 from ..records import Result, ok
 from ..templates import render
 from ..provenance import Extent
+from ..web.preview import entry_image
 from .context import PackageSource, missing_content
 from .empiar_checks import (
     BAD_NAME_CHARS,
@@ -82,6 +84,8 @@ from .export_common import (
 )
 
 JSON_NAME = "empiar_deposition.json"
+#: the picture EMPIAR shows for the entry (``empiar-depositor -e``; at least 400 x 400, PNG)
+ENTRY_IMAGE = "entry_thumbnail.png"
 def code(value: str, other: str = "") -> str:
     return f"('{value}', '{other}')"
 
@@ -501,6 +505,7 @@ def write_empiar(src: PackageSource, out: Path, *, empiar_schema: str | os.PathL
         copy_tree(src.acq / "provenance", tmp / "curation" / "provenance", inside=src.acq, skip=skip)
         copy_verified(src.acq / "metadata.json", tmp / "curation" / "metadata.json")
         write_json(tmp / JSON_NAME, doc)
+        entry_image(src.archive.root, src.name, tmp / ENTRY_IMAGE)
         (tmp / "README.md").write_text(_readme(src, doc, imagesets, counts), encoding="utf-8")
         n_files, n_bytes = write_manifest(tmp, digests)
 
@@ -511,7 +516,7 @@ def write_empiar(src: PackageSource, out: Path, *, empiar_schema: str | os.PathL
                                                            for s in imagesets],
               labels=[lab.address for lab in src.labels], experiment_type=doc["experiment_type"],
               release_date=doc["release_date"], official_schema=str(schema_path) if schema_path else None,
-              manifest="manifest-sha256.txt", commit=src.commit)
+              manifest="manifest-sha256.txt", entry_image=ENTRY_IMAGE, commit=src.commit)
 
 
 def _readme(src: PackageSource, doc: dict[str, Any], imagesets: list[dict[str, Any]], counts: dict[str, int]) -> str:

@@ -49,6 +49,10 @@ class PlanRecord(Part):
     def voxel_size_nm(self) -> tuple[float, float, float]:
         return tuple(self.levels[0].scale_nm)  # type: ignore[return-value]
 
+    def chunk_of(self, level: int) -> tuple[int, int, int]:
+        """The inner chunk shape of ``level`` (the common chunk, clipped to the level)."""
+        return tuple(min(c, n) for c, n in zip(self.chunk, self.levels[level].shape))  # type: ignore[return-value]
+
 
 class HeaderRecord(Part):
     """What the source's header said, normalised (see readers.base.HeaderMetadata)."""

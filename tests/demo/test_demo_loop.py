@@ -27,6 +27,7 @@ def test_demo_runs_the_whole_loop(tmp_path):
     root = tmp_path / "demo"
     assert (root / "deposit-empiar").is_dir() and (root / "deposit-ro-crate" / "ro-crate-metadata.json").is_file()
     assert not (root / INCOMPLETE).exists()
+    assert (root / "README.md").is_file() and (root / "index.html").is_file()
     show = subprocess.run([CURATE, "show", str(root / "archive"), "phantom", "--json"], capture_output=True, text=True)
     labels = json.loads(show.stdout)["labels"]
     assert [(lab["name"], lab["version"], lab["kind"]) for lab in labels] == [
