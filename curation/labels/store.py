@@ -45,7 +45,7 @@ from ..omezarr.layout import plan_pyramid
 from ..omezarr.ngff import multiscales
 from ..provenance import Extent, FileRef, LabelLineage, LabelRef, LabelVersionRecord, OutputRef, StorageInfo, ToolInfo
 from ..provenance import record_json, write_record, write_text_atomic
-from ..provenance.journal import AnnexKnown, Commit, Move, Remove, Tag
+from ..provenance.journal import AnnexKnown
 from ..provenance.labels import ConsensusSummary
 from ..readers.base import HeaderMetadata, Source
 from ..records import Result, ok
@@ -53,7 +53,7 @@ from ..repository import datalad_ops as dlo
 from ..repository.archive import Archive, now_iso, open_archive
 from ..repository.ingest import current_agent
 from ..repository.pyramid import WriteOptions, finish_group, write_pyramid
-from ..repository.transaction import Transaction, checkpoint, job_fingerprint, transaction
+from ..repository.transaction import Changes, Transaction, checkpoint, job_fingerprint, transaction
 from ..repository.view import LABEL_PROVENANCE, AcquisitionView
 from . import layers as L
 
@@ -330,9 +330,33 @@ class LabelWrite:
     content_key: Mapping[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class StagedLabel:
+    """A label version built in staging: what committing it changes, and its result record."""
+
+    changes: Changes
+    result: Result
+    address: str
+    record: LabelVersionRecord
+
+
 def store_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
                         options: WriteOptions | None = None) -> Result:
     """Build and commit ``w`` as the next version of its layer, inside ``tx``."""
+    staged = stage_label_version(tx, view, w, options)
+    tx.apply(staged.changes.steps(), staged.result)
+    data = dict(staged.result.data)
+    data.update(archive_commit=dlo.head(view.archive.root), dataset_commit=dlo.head(view.path))
+    return staged.result.model_copy(update={"data": data})
+
+
+def stage_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
+                        options: WriteOptions | None = None, *, stage_key: str | None = None,
+                        version: int | None = None) -> StagedLabel:
+    """Build ``w`` in staging (resumable) and say what committing it changes; a caller
+    that commits more (a run record, other versions) merges the changes and applies once.
+    ``version``: the number to give it (when several versions of one layer are staged in
+    one transaction); default the next one."""
     t0 = time.monotonic()
     opts = options or WriteOptions()
     archive, name = view.archive, view.name
@@ -352,7 +376,7 @@ def store_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
     annotated = check_annotated(w.annotated, geo.shape)
     creator = w.creator or dlo.git_identity(archive.root) or current_agent(archive.root).name
 
-    n = L.next_version(view, layer)
+    n = version or L.next_version(view, layer)
     if w.version is not None and w.version != n:
         existing = [v.version for v in view.layer(layer)] + L.tagged_versions(archive, name, layer)
         if w.version in existing or w.version < n:
@@ -373,7 +397,7 @@ def store_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
         raise ImmutableError("a label group with this name is already there", path=archive.relative(target),
                              expected="a new group", found=group)
 
-    stage = tx.staging(f"labels-{name}-{layer}")
+    stage = tx.staging(stage_key or f"labels-{name}-{layer}")
     zroot = stage / "group"
     plan = plan_pyramid(geo.shape, geo.voxel_size_nm, dtype.name, chunk=geo.chunk, shard=geo.shard,
                         max_levels=len(geo.levels))
@@ -427,19 +451,14 @@ def store_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
     acq, st = tx.rel(view.path), tx.rel(stage)
     image_rel = f"{acq}/{image}"
     prov = f"{acq}/{LABEL_PROVENANCE}"
-    steps = [
-        Move(source=f"{st}/group", target=f"{image_rel}/{L.LABELS}/{group}"),
-        Move(source=f"{st}/labels.zarr.json", target=f"{image_rel}/{L.LABELS}/zarr.json",
-             replace=(view.labels_dir / "zarr.json").exists()),
-        Move(source=f"{st}/record.json", target=f"{prov}/{group}.json"),
-        Move(source=f"{st}/checksums.tsv", target=f"{prov}/{group}.checksums.tsv"),
-        AnnexKnown(repo=acq, checksums=f"{prov}/{group}.checksums.tsv", prefix=f"{image}/"),
-        Commit(repo=acq, paths=[f"{image}/{L.LABELS}", LABEL_PROVENANCE], message=message),
-        Tag(repo=acq, name=tag, message=message),
-        Commit(repo=".", paths=[acq], message=message),
-        Tag(repo=".", name=tag, message=message),
-        Remove(path=st),
-    ]
+    changes = Changes(dataset=acq, message=message, paths=[f"{image}/{L.LABELS}", LABEL_PROVENANCE], tags=[tag],
+                      cleanup=[st])
+    changes.move(f"{st}/group", f"{image_rel}/{L.LABELS}/{group}")
+    changes.move(f"{st}/labels.zarr.json", f"{image_rel}/{L.LABELS}/zarr.json",
+                 replace=(view.labels_dir / "zarr.json").exists())
+    changes.move(f"{st}/record.json", f"{prov}/{group}.json")
+    changes.move(f"{st}/checksums.tsv", f"{prov}/{group}.checksums.tsv")
+    changes.annex.append(AnnexKnown(repo=acq, checksums=f"{prov}/{group}.checksums.tsv", prefix=f"{image}/"))
     result = ok(
         w.action, f"{image_rel}/{L.LABELS}/{group}",
         f"stored {address} ({kind}) in {name}: {_describe(annotated)}, {dtype.name}, "
@@ -450,11 +469,9 @@ def store_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
         n_files=storage.n_files, bytes=storage.bytes, n_shards=storage.n_shards,
         stored_shards=storage.stored_shards, provenance=f"{prov}/{group}.json",
     )
-    tx.apply(steps, result)
     data = dict(result.data)
-    data.update(archive_commit=dlo.head(archive.root), dataset_commit=dlo.head(view.path),
-                seconds=round(time.monotonic() - t0, 3))
-    return result.model_copy(update={"data": data})
+    data["seconds"] = round(time.monotonic() - t0, 3)
+    return StagedLabel(changes, result.model_copy(update={"data": data}), address, record)
 
 
 def write_label_version(archive: Archive | Path | str, name: str, layer: str, source: Source, *,
@@ -526,6 +543,7 @@ def _listing_doc(labels_json: Path) -> dict:
 __all__ = [
     "LABEL_DTYPES",
     "LabelWrite",
+    "StagedLabel",
     "LayeredSource",
     "PlaneSource",
     "WriteOptions",
@@ -534,6 +552,7 @@ __all__ = [
     "label_transaction",
     "parse_names",
     "smallest_dtype",
+    "stage_label_version",
     "store_label_version",
     "unlabeled_value",
     "write_label_version",

@@ -24,14 +24,13 @@ from .. import __version__
 from ..errors import MetadataError, MismatchError
 from ..omezarr import checksum as cks
 from ..provenance import FileRef, OutputRef, RunRecord, ToolInfo, record_json, write_record, write_text_atomic
-from ..provenance.journal import Commit, Move, Remove
 from ..provenance.runs import FieldChange, MetadataUpdateDetails
 from ..records import Result, notneeded, ok
 from . import datalad_ops as dlo
 from .archive import now_iso, open_archive
 from .ingest import VOXEL_RTOL, current_agent, library_versions
 from .pyramid import WriteOptions
-from .transaction import job_fingerprint, transaction
+from .transaction import Changes, job_fingerprint, transaction
 from .view import CHECKSUMS, RUNS, AcquisitionView
 
 AXES = ("z", "y", "x")
@@ -148,9 +147,9 @@ def update_metadata(archive_path: Path | str, name: str, file: Path | str, *, al
         stage = tx.staging(f"metadata-{name}")
         acq = tx.rel(view.path)
         st = tx.rel(stage)
-        moves: list[Move] = []
+        changes = Changes(dataset=acq, cleanup=[st])
         write_text_atomic(stage / "metadata.json", new_json)
-        moves.append(Move(source=f"{st}/metadata.json", target=f"{acq}/metadata.json", replace=True))
+        changes.move(f"{st}/metadata.json", f"{acq}/metadata.json", replace=True)
         trees: dict[str, str] = {}
         if voxel is not None:
             ratio = tuple(n / o for n, o in zip(voxel, view.geometry.voxel_size_nm))
@@ -160,12 +159,12 @@ def update_metadata(archive_path: Path | str, name: str, file: Path | str, *, al
                 text = _rescaled(gpath / "zarr.json", ratio)  # type: ignore[arg-type]
                 safe = key.replace("/", "-")
                 write_text_atomic(stage / f"{safe}.zarr.json", text)
-                moves.append(Move(source=f"{st}/{safe}.zarr.json", target=tx.rel(gpath / "zarr.json"), replace=True))
+                changes.move(f"{st}/{safe}.zarr.json", tx.rel(gpath / "zarr.json"), replace=True)
                 data = text.encode()
                 entries = [e if e.path != f"{prefix}zarr.json" else
                            cks.Entry(e.path, len(data), hashlib.sha256(data).hexdigest()) for e in cks.read_tsv(tsv)]
                 cks.write_tsv(stage / f"{safe}.checksums.tsv", entries)
-                moves.append(Move(source=f"{st}/{safe}.checksums.tsv", target=tx.rel(tsv), replace=True))
+                changes.move(f"{st}/{safe}.checksums.tsv", tx.rel(tsv), replace=True)
                 trees[key] = cks.tree_checksum(entries)
         n = len(list((view.path / RUNS).glob("metadata-update-*.json"))) + 1 if (view.path / RUNS).is_dir() else 1
         run_id = f"runs/metadata-update-{n}"
@@ -181,21 +180,19 @@ def update_metadata(archive_path: Path | str, name: str, file: Path | str, *, al
             seconds=round(time.monotonic() - t0, 3), note=note,
         )
         write_record(stage / "record.json", record)
-        moves.append(Move(source=f"{st}/record.json", target=f"{acq}/provenance/{run_id}.json"))
+        changes.move(f"{st}/record.json", f"{acq}/provenance/{run_id}.json")
         summary = "; ".join(f"{c.field}: {_short(c.old)} -> {_short(c.new)}" for c in changes[:3])
         more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
         subject = f"Update metadata of {name}: {summary}{more}"
         body = "\n".join(f"{c.field}: {json.dumps(c.old)} -> {json.dumps(c.new)}" for c in changes)
-        message = f"{subject}\n\n{body}\n" + (f"\n{note}\n" if note else "")
-        steps = [*moves, Commit(repo=acq, message=message), Commit(repo=".", paths=[acq], message=subject),
-                 Remove(path=st)]
+        changes.message = f"{subject}\n\n{body}\n" + (f"\n{note}\n" if note else "")
         result = ok("metadata-update", f"{acq}/metadata.json",
                     f"{name}: {len(changes)} field(s) changed" + (", voxel size rewritten in the image and "
                                                                   f"{len(view.labels)} label version(s)"
                                                                   if voxel else ""),
                     acquisition=name, changes=[record_json(c) for c in changes], geometry_changed=voxel is not None,
                     record=f"{acq}/provenance/{run_id}.json", trees=trees)
-        tx.apply(steps, result)
+        tx.apply(changes.steps(), result)
         data = dict(result.data)
         data.update(archive_commit=dlo.head(archive.root), dataset_commit=dlo.head(view.path))
     return [*tx.recovered, result.model_copy(update={"data": data})]

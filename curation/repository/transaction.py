@@ -89,6 +89,49 @@ def file_stamps(paths: Sequence[Path | str]) -> list[list[Any]]:
     return out
 
 
+# --- what a write changes -------------------------------------------------------------------------
+
+
+@dataclass
+class Changes:
+    """What one write changes in one dataset of the archive (an acquisition, ``models``):
+    staged files to move into it, annexing, the paths to commit, tags, and the staging to
+    remove. Several writers' changes to the same dataset merge into one commit (a
+    prediction's label versions and its run record; an analysis's instance layer and its
+    tables); :meth:`steps` gives the journal's steps: move, annex, commit and tag the
+    dataset, then commit and tag the archive, then tidy."""
+
+    dataset: str  # relative to the archive root
+    message: str = ""
+    moves: list[Move] = field(default_factory=list)
+    annex: list[AnnexKnown | AnnexAdd] = field(default_factory=list)
+    #: paths to commit, relative to the dataset (empty: everything)
+    paths: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    cleanup: list[str] = field(default_factory=list)
+
+    def move(self, source: str, target: str, *, replace: bool = False) -> None:
+        self.moves.append(Move(source=source, target=target, replace=replace))
+
+    def merge(self, other: "Changes") -> "Changes":
+        if other.dataset != self.dataset:
+            raise TransactionError("changes to two datasets cannot share a commit", found=other.dataset,
+                                   expected=self.dataset)
+        return Changes(self.dataset, self.message or other.message, self.moves + other.moves,
+                       self.annex + other.annex, sorted(set(self.paths) | set(other.paths)),
+                       self.tags + [t for t in other.tags if t not in self.tags],
+                       self.cleanup + [c for c in other.cleanup if c not in self.cleanup])
+
+    def steps(self) -> list[Step]:
+        out: list[Step] = [*self.moves, *self.annex,
+                           Commit(repo=self.dataset, paths=list(self.paths), message=self.message)]
+        out += [Tag(repo=self.dataset, name=t, message=self.message) for t in self.tags]
+        out.append(Commit(repo=".", paths=[self.dataset], message=self.message.splitlines()[0]))
+        out += [Tag(repo=".", name=t, message=self.message) for t in self.tags]
+        out += [Remove(path=c) for c in self.cleanup]
+        return out
+
+
 # --- the transaction ------------------------------------------------------------------------------
 
 
@@ -306,5 +349,5 @@ def pending(archive: Archive) -> list[Journal]:
     return out
 
 
-__all__ = ["Transaction", "checkpoint", "file_stamps", "job_fingerprint", "pending", "recover", "run_steps",
+__all__ = ["Changes", "Transaction", "checkpoint", "file_stamps", "job_fingerprint", "pending", "recover", "run_steps",
            "transaction"]
