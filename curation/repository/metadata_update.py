@@ -147,9 +147,9 @@ def update_metadata(archive_path: Path | str, name: str, file: Path | str, *, al
         stage = tx.staging(f"metadata-{name}")
         acq = tx.rel(view.path)
         st = tx.rel(stage)
-        changes = Changes(dataset=acq, cleanup=[st])
+        delta = Changes(dataset=acq, cleanup=[st])
         write_text_atomic(stage / "metadata.json", new_json)
-        changes.move(f"{st}/metadata.json", f"{acq}/metadata.json", replace=True)
+        delta.move(f"{st}/metadata.json", f"{acq}/metadata.json", replace=True)
         trees: dict[str, str] = {}
         if voxel is not None:
             ratio = tuple(n / o for n, o in zip(voxel, view.geometry.voxel_size_nm))
@@ -159,12 +159,12 @@ def update_metadata(archive_path: Path | str, name: str, file: Path | str, *, al
                 text = _rescaled(gpath / "zarr.json", ratio)  # type: ignore[arg-type]
                 safe = key.replace("/", "-")
                 write_text_atomic(stage / f"{safe}.zarr.json", text)
-                changes.move(f"{st}/{safe}.zarr.json", tx.rel(gpath / "zarr.json"), replace=True)
+                delta.move(f"{st}/{safe}.zarr.json", tx.rel(gpath / "zarr.json"), replace=True)
                 data = text.encode()
                 entries = [e if e.path != f"{prefix}zarr.json" else
                            cks.Entry(e.path, len(data), hashlib.sha256(data).hexdigest()) for e in cks.read_tsv(tsv)]
                 cks.write_tsv(stage / f"{safe}.checksums.tsv", entries)
-                changes.move(f"{st}/{safe}.checksums.tsv", tx.rel(tsv), replace=True)
+                delta.move(f"{st}/{safe}.checksums.tsv", tx.rel(tsv), replace=True)
                 trees[key] = cks.tree_checksum(entries)
         n = len(list((view.path / RUNS).glob("metadata-update-*.json"))) + 1 if (view.path / RUNS).is_dir() else 1
         run_id = f"runs/metadata-update-{n}"
@@ -180,19 +180,19 @@ def update_metadata(archive_path: Path | str, name: str, file: Path | str, *, al
             seconds=round(time.monotonic() - t0, 3), note=note,
         )
         write_record(stage / "record.json", record)
-        changes.move(f"{st}/record.json", f"{acq}/provenance/{run_id}.json")
+        delta.move(f"{st}/record.json", f"{acq}/provenance/{run_id}.json")
         summary = "; ".join(f"{c.field}: {_short(c.old)} -> {_short(c.new)}" for c in changes[:3])
         more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
         subject = f"Update metadata of {name}: {summary}{more}"
         body = "\n".join(f"{c.field}: {json.dumps(c.old)} -> {json.dumps(c.new)}" for c in changes)
-        changes.message = f"{subject}\n\n{body}\n" + (f"\n{note}\n" if note else "")
+        delta.message = f"{subject}\n\n{body}\n" + (f"\n{note}\n" if note else "")
         result = ok("metadata-update", f"{acq}/metadata.json",
                     f"{name}: {len(changes)} field(s) changed" + (", voxel size rewritten in the image and "
                                                                   f"{len(view.labels)} label version(s)"
                                                                   if voxel else ""),
                     acquisition=name, changes=[record_json(c) for c in changes], geometry_changed=voxel is not None,
                     record=f"{acq}/provenance/{run_id}.json", trees=trees)
-        tx.apply(changes.steps(), result)
+        tx.apply(delta.steps(), result)
         data = dict(result.data)
         data.update(archive_commit=dlo.head(archive.root), dataset_commit=dlo.head(view.path))
     return [*tx.recovered, result.model_copy(update={"data": data})]
