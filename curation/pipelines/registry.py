@@ -3,8 +3,9 @@
 A step kind is a name (``ingest``, ``labels-import`` ...), a pydantic model of its
 parameters (frozen, no unknown fields, so a typo in a pipeline file is refused with the
 field named) and a function ``run(params, context) -> list[Result]`` that makes one
-library call. Built-in kinds live in :mod:`curation.pipelines.steps`; other packages
-add theirs with :func:`step_kind` in a module named by an entry point of the group
+library call. Built-in kinds live in :mod:`curation.pipelines.steps` and the ``steps``
+modules of curation's other packages (:data:`BUILTIN_STEP_MODULES`); other packages add
+theirs with :func:`step_kind` in a module named by an entry point of the group
 ``curation.pipeline_steps`` (loaded when the registry is first read), so the runner never
 changes when a step kind is added.
 """
@@ -60,6 +61,8 @@ class StepKind:
 
 _KINDS: dict[str, StepKind] = {}
 _LOADED = False
+#: curation's own modules that register step kinds (others use the entry point group)
+BUILTIN_STEP_MODULES = ("curation.pipelines.steps", "curation.analysis.steps", "curation.segmentation.steps")
 
 
 def step_kind(name: str, params: type[StepParams]) -> Callable[[Callable], Callable]:
@@ -80,7 +83,12 @@ def kinds() -> dict[str, StepKind]:
         from importlib import import_module
         from importlib.metadata import entry_points
 
-        import_module("curation.pipelines.steps")
+        for module in BUILTIN_STEP_MODULES:
+            try:
+                import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
         for ep in entry_points(group="curation.pipeline_steps"):
             ep.load()
     return dict(_KINDS)
