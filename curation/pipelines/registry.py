@@ -87,7 +87,7 @@ def kinds() -> dict[str, StepKind]:
             try:
                 import_module(module)
             except ModuleNotFoundError as exc:
-                if exc.name != module:
+                if exc.name is None or not module.startswith(exc.name):
                     raise
         for ep in entry_points(group="curation.pipeline_steps"):
             ep.load()
