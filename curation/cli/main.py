@@ -18,6 +18,7 @@ COMMANDS = {
     "log": "cmd_log",
     "verify": "cmd_verify",
     "demo": "cmd_demo",
+    "run": "cmd_run",
     "schemas": "cmd_schemas",
     "labels": "cmd_labels",
     "package": "cmd_package",

@@ -67,3 +67,32 @@ def test_a_failing_demo_leaves_nothing_and_can_run_again(tmp_path):
     assert out[0].action == "demo-cleanup" and out[-1].action == "demo" and not (root / INCOMPLETE).exists()
     with pytest.raises(AlreadyExistsError):
         run_demo(root, PhantomSpec(shape=(16, 64, 64)), pipeline=good)
+
+
+def test_curate_run_runs_a_pipeline_on_an_archive(tmp_path):
+    import numpy as np
+    import tifffile
+
+    from curation.repository.archive import init_archive
+    from curation.testing import em_like_volume, write_metadata
+
+    (tmp_path / "slices").mkdir()
+    vol = em_like_volume((6, 32, 32))
+    for z in range(6):
+        tifffile.imwrite(tmp_path / "slices" / f"s.{z + 1:03d}.tif", vol[z])
+    write_metadata(tmp_path / "m.yaml", {"z": 8, "y": 8, "x": 8})
+    (tmp_path / "masks").mkdir()
+    tifffile.imwrite(tmp_path / "masks" / "m.002.tif", np.ones((32, 32), np.uint8))
+    init_archive(tmp_path / "arch")
+    (tmp_path / "p.yaml").write_text(
+        "pipeline: mine\nacquisition: vol\nsteps:\n  - ingest: {source: slices, metadata: m.yaml}\n"
+        "  - labels-import: {layer: cells, source: masks}\n  - verify: {}\n")
+    out = subprocess.run([CURATE, "run", str(tmp_path / "arch"), str(tmp_path / "p.yaml"), "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    records = json.loads(out.stdout)
+    assert [r["action"] for r in records] == ["ingest", "labels-import", "verify"]
+    assert records[1]["data"]["annotated"] == {"slices": [1]}  # m.002 matches s.002, which is z 1
+    demo = subprocess.run([CURATE, "run", str(tmp_path / "arch"), str(Path(__file__).parents[2] / "pipelines" /
+                                                                       "demo.yaml")], capture_output=True, text=True)
+    assert demo.returncode == 1 and "curate demo" in demo.stderr
