@@ -48,7 +48,7 @@ from ..provenance import record_json, write_record, write_text_atomic
 from ..provenance.journal import AnnexKnown
 from ..provenance.labels import ConsensusSummary
 from ..readers.base import HeaderMetadata, Source
-from ..records import Result, ok
+from ..records import Result, notneeded, ok
 from ..repository import datalad_ops as dlo
 from ..repository.archive import Archive, now_iso, open_archive
 from ..repository.ingest import current_agent
@@ -342,12 +342,29 @@ class StagedLabel:
 
 def store_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
                         options: WriteOptions | None = None) -> Result:
-    """Build and commit ``w`` as the next version of its layer, inside ``tx``."""
+    """Build and commit ``w`` as the next version of its layer, inside ``tx``; ``notneeded``
+    when the layer's latest version was made by this very job (the same command again)."""
+    done = same_job_version(tx, view, w.layer)
+    if done is not None:
+        return done
     staged = stage_label_version(tx, view, w, options)
     tx.apply(staged.changes.steps(), staged.result)
     data = dict(staged.result.data)
     data.update(archive_commit=dlo.head(view.archive.root), dataset_commit=dlo.head(view.path))
     return staged.result.model_copy(update={"data": data})
+
+
+def same_job_version(tx: Transaction, view: AcquisitionView, layer: str) -> Result | None:
+    """A notneeded record when the latest version of ``layer`` was written by ``tx``'s job."""
+    prev = view.layer(layer)
+    if not prev or not prev[-1].record_path.exists():
+        return None
+    if prev[-1].record().job != tx.job:
+        return None
+    lv = prev[-1]
+    return notneeded(tx.action, view.archive.relative(lv.path),
+                     f"{lv.address} was already made by this same command (at {lv.lineage.created})",
+                     acquisition=view.name, layer=lv.layer, address=lv.address, version=lv.version)
 
 
 def stage_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
@@ -428,7 +445,7 @@ def stage_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
     storage = StorageInfo(tree_sha256=written.tree_sha256, n_files=len(written.entries), bytes=written.bytes,
                           n_shards=len(written.result.shards), stored_shards=written.stored_shards)
     record = LabelVersionRecord(
-        id=f"labels/{group}", action=w.action, acquisition=name, started=started, finished=now_iso(),
+        id=f"labels/{group}", action=w.action, acquisition=name, started=started, finished=now_iso(), job=tx.job,
         agent=current_agent(archive.root), tool=ToolInfo(version=__version__),
         inputs=[*source_refs, *(LabelRef(address=p, acquisition=name) for p in parents), *w.inputs],
         outputs=[OutputRef(kind="label", path=f"{image}/{L.LABELS}/{group}", address=address,

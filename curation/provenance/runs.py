@@ -151,6 +151,8 @@ class RunRecord(Record):
     libraries: dict[str, str] = Field(default_factory=dict)
     #: the command line, when the run came from one (what `datalad rerun` repeats)
     command: list[str] | None = None
+    #: fingerprint of the request (inputs and parameters): the same command again is the same job
+    job: str | None = None
     inputs: list[Input] = Field(default_factory=list)
     outputs: list[OutputRef] = Field(default_factory=list)
     details: Details | None = None

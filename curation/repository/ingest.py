@@ -46,13 +46,13 @@ from ..provenance import (
     write_text_atomic,
 )
 from ..provenance.journal import AnnexAdd, AnnexKnown, Commit, Move, Register, Remove
-from ..records import Result, ok
+from ..records import Result, notneeded, ok
 from ..templates import render
 from . import datalad_ops as dlo
 from .archive import ACQ_DIR, Archive, now_iso, open_archive
 from .names import check_name, derive_name
 from .pyramid import WriteOptions, finish_group, write_pyramid
-from .transaction import checkpoint, file_stamps, job_fingerprint, pending, transaction
+from .transaction import checkpoint, file_stamps, job_fingerprint, transaction
 from .view import CHECKSUMS, INGEST_RECORD
 
 #: relative tolerance when comparing voxel sizes from headers and metadata
@@ -169,9 +169,6 @@ def ingest(
     if name is None:
         name = derive_name(paths[0].name if len(paths) == 1 else paths[0].parent.name)
     check_name(name)
-    if archive.acquisition_path(name).exists() and not pending(archive):
-        raise _exists(archive, name)
-
     metadata_path = Path(metadata_path)
     md = load_metadata(metadata_path)
     source = open_source(paths)
@@ -195,6 +192,9 @@ def ingest(
         if tx.finished is not None:
             return [*tx.recovered, tx.finished]
         if archive.acquisition_path(name).exists():
+            done = _same_job(archive, name, job)
+            if done is not None:
+                return [*tx.recovered, done]
             raise _exists(archive, name)
         stage = archive.staging_root / name
         dataset = stage / "dataset"
@@ -224,7 +224,7 @@ def ingest(
         if keep_raw:
             outputs.append(OutputRef(kind="raw-copy", path="raw"))
         record = IngestRecord(
-            id="ingest", action="ingest", acquisition=name, started=started, finished=now_iso(),
+            id="ingest", action="ingest", acquisition=name, started=started, finished=now_iso(), job=job,
             agent=current_agent(archive.root), tool=ToolInfo(version=__version__), libraries=library_versions(),
             inputs=[written.file_ref(p) for p in source.paths], outputs=outputs, engine=written.engine,
             seconds=round(time.monotonic() - t_start, 3), reader=source.reader,
@@ -271,6 +271,21 @@ def ingest(
         data.update(save_seconds=round(time.monotonic() - t_save, 3), seconds=round(time.monotonic() - t_start, 3),
                     archive_commit=dlo.head(archive.root), dataset_commit=dlo.head(acq))
     return [*tx.recovered, result.model_copy(update={"data": data})]
+
+
+def _same_job(archive: Archive, name: str, job: str) -> Result | None:
+    """A notneeded record when acquisition ``name`` was ingested by this very job (the
+    same command on the same inputs, e.g. re-run after a kill that came after the commit)."""
+    from ..errors import CurationError
+
+    try:
+        rec = archive.acquisition(name).ingest
+    except CurationError:
+        return None
+    if rec.job != job:
+        return None
+    return notneeded("ingest", archive.relative(archive.acquisition_path(name)),
+                     f"{name} was already ingested from these sources (at {rec.finished})", name=name)
 
 
 def _exists(archive: Archive, name: str) -> AlreadyExistsError:

@@ -28,8 +28,8 @@ from typing import Any
 from ..errors import ArchiveError, InvalidNameError
 from ..records import Result, notneeded, ok
 from . import datalad_ops as dlo
-from ..repository.archive import open_archive
-from ..repository.names import check_name, derive_name
+from .archive import open_archive
+from .names import check_name, derive_name
 
 _RIA = re.compile(r"^ria\+(file|ssh|http|https)://")
 
@@ -91,6 +91,11 @@ def _datasets(root: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _half_made(root: Path, name: str) -> bool:
+    """A sibling's storage remote without the sibling: a creation that was interrupted."""
+    return f"{name}-storage" in dlo.git(root, "remote").split()
+
+
 def _annexed_bytes(results: list[dict], root: Path) -> tuple[int, int]:
     n = size = 0
     for r in results:
@@ -114,19 +119,26 @@ def push(archive_path: Path | str, to: str, *, name: str = "ria", alias: str | N
     check_name(alias, what="store alias", field="--alias")
     dl = dlo._dl()
     records: list[Result] = []
-    with archive.lock(lock_timeout, purpose=f"push to {name}"):
+    from .transaction import job_fingerprint, transaction
+
+    with transaction(archive, "push", job=job_fingerprint("push", url=url, name=name, alias=alias),
+                     lock_timeout=lock_timeout, purpose=f"push to {name}") as tx:
+        records += tx.recovered
         dirty = [r.get("path") for r in dlo.status(root, recursive=True)]
         if dirty:
             raise ArchiveError("the archive has unsaved changes; they would not be pushed", path=root,
                                found=", ".join(os.path.relpath(p, root) for p in dirty[:5] if p),
                                hint="save or remove them first (`datalad status -r` lists them)")
-        remotes = dlo.git(root, "remote").split()
-        if name in remotes:
+        # every dataset needs the sibling: a push killed while creating them leaves some without
+        lacking = [d for d in [root, *(root / d["path"] for d in _datasets(root)[1:])]
+                   if name not in dlo.git(d, "remote").split()]
+        if not lacking:
             records.append(notneeded("push", root, f"sibling {name!r} exists; pushing to it", sibling=name, url=url))
         else:
             with _quiet_datalad():
                 dlo._call("datalad create-sibling-ria", root, dl.create_sibling_ria, url=url, name=name,
-                          dataset=str(root), recursive=True, new_store_ok=True, alias=alias, existing="skip")
+                          dataset=str(root), recursive=True, new_store_ok=True, alias=alias,
+                          existing="reconfigure" if len(lacking) < len(_datasets(root)) or _half_made(root, name) else "skip")
             records.append(ok("push", root, f"created RIA sibling {name!r} (storage {name}-storage) at {url}",
                               sibling=name, storage=f"{name}-storage", url=url, alias=alias))
         with _quiet_datalad():

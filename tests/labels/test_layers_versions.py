@@ -165,7 +165,9 @@ def test_a_consensus_has_no_parent_unless_given(arch, tmp_path):
         iio.imwrite(ann / who / "images.012.png", m)
     root = arch["root"]
     (c1,) = aggregate_labels(root, "sbem", "crowd", ann)
-    (c2,) = aggregate_labels(root, "sbem", "crowd", ann)
+    (same,) = aggregate_labels(root, "sbem", "crowd", ann)  # the same command again: nothing new
+    assert same.status.value == "notneeded" and same.data["address"] == "crowd@v1"
+    (c2,) = aggregate_labels(root, "sbem", "crowd", ann, method="staple")
     assert c1.data["parents"] == [] and c2.data["parents"] == [] and c2.data["address"] == "crowd@v2"
     (c3,) = aggregate_labels(root, "sbem", "crowd", ann, parents=["crowd@v2"])
     assert c3.data["parents"] == ["crowd@v2"]

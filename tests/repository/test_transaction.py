@@ -176,3 +176,14 @@ def test_writers_finish_an_interrupted_transaction_of_another_job(inputs, tmp_pa
     with transaction(open_archive(arch), "noop", job="x") as tx:
         assert tx.recovered == []
     assert _state(arch)["archive_status"] == ""
+
+
+def test_the_same_ingest_again_is_notneeded_and_another_is_refused(inputs, tmp_path):
+    from curation.errors import AlreadyExistsError
+
+    arch = tmp_path / "arch"
+    shutil.copytree(inputs["with_image"], arch, symlinks=True)
+    (again,) = ingest(arch, [inputs["folder"]], inputs["md"], name="vol", chunk=(4, 32, 32), shard=(4, 64, 64))
+    assert again.status.value == "notneeded" and "already ingested" in again.message
+    with pytest.raises(AlreadyExistsError):
+        ingest(arch, [inputs["folder"]], inputs["md"], name="vol", chunk=(4, 64, 64), shard=(4, 64, 64))
