@@ -24,6 +24,8 @@ COMMANDS = {
     "archive": "cmd_archive",
     "preview": "cmd_preview",
     "serve": "cmd_serve",
+    "analyze": "cmd_analyze",
+    "evaluate": "cmd_evaluate",
 }
 
 
