@@ -40,14 +40,14 @@ from ..provenance.analysis import (
     InstanceScoreRecord,
     SemanticScoreRecord,
 )
-from ..records import Result, ok
+from ..records import Result, Status, ok
 from ..repository import datalad_ops as dlo
 from ..repository.archive import now_iso, open_archive
 from ..repository.ingest import current_agent
 from ..repository.pyramid import WriteOptions
 from ..repository.transaction import Changes, checkpoint, job_fingerprint, transaction
 from .metrics import json_float
-from .store import ANALYSIS_DIR, add_run_files, label_ref, libraries, next_run_id
+from .store import ANALYSIS_DIR, add_run_files, label_ref, libraries, next_run_id, stored_runs
 
 #: label values whose objects are compared one value at a time; more: use ``binary``
 MAX_INSTANCE_VALUES = 32
@@ -114,12 +114,25 @@ def evaluate(
         view = archive.acquisition(name)
         view.require_clean(f"evaluate labels of {name}")
         lp, lt = view.label(lp.address), view.label(lt.address)
+        vs = tuple(float(v) for v in view.geometry.voxel_size_nm)
+        settings = EvaluationSettings(prediction=lp.address, truth=lt.address, iou_threshold=iou_threshold,
+                                      hausdorff=hausdorff, binary=binary, connectivity=connectivity, voxel_size_nm=vs)
+        for r in reversed(stored_runs(view, "evaluate")):
+            if isinstance(r.details, EvaluationDetails) and r.details.settings == settings:
+                acq = view.archive.relative(view.path)
+                d = r.details
+                return [*tx.recovered, Result(
+                    action="evaluate", status=Status.notneeded, path=f"{acq}/{d.files.folder}",
+                    message=f"already evaluated so: {r.id.removeprefix('runs/')} ({summary_line(d)})",
+                    data={"acquisition": name, "run": r.id, "record": f"{acq}/provenance/{r.id}.json",
+                          "report": f"{acq}/{d.files.report}" if d.files.report else None,
+                          "semantic": [record_json(x) for x in d.semantic],
+                          "instances": [record_json(x) for x in d.instances]})]
         run_id = next_run_id(view, "evaluate")
         stage = tx.staging(f"evaluate-{name}-{tx.job[:16]}")
         for sub in (ANALYSIS_DIR, "components", "run.json"):
             shutil.rmtree(stage / sub, ignore_errors=True) if (stage / sub).is_dir() else \
                 (stage / sub).unlink(missing_ok=True)
-        vs = tuple(float(v) for v in view.geometry.voxel_size_nm)
         run = dict(block_shape=block_shape, executor="threads", workers=workers)
         # ids of an instance layer are objects, not classes: voxels then compare as foreground
         t_inst, p_inst = lt.kind == "instances", lp.kind == "instances"
@@ -178,8 +191,6 @@ def evaluate(
         counts = EvaluationCounts(annotated_voxels=conf.compared_voxels + conf.unpredicted_voxels,
                                   compared_voxels=conf.compared_voxels, unpredicted_voxels=conf.unpredicted_voxels,
                                   annotated_slices=len(ext.slices), annotated_regions=len(ext.regions))
-        settings = EvaluationSettings(prediction=lp.address, truth=lt.address, iou_threshold=iou_threshold,
-                                      hausdorff=hausdorff, binary=binary, connectivity=connectivity, voxel_size_nm=vs)
         folder = f"{ANALYSIS_DIR}/{run_id}"
         out = stage / ANALYSIS_DIR
         out.mkdir(parents=True, exist_ok=True)

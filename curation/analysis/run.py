@@ -47,7 +47,7 @@ from ..provenance.analysis import (
     ParentStats,
     SizeSummary,
 )
-from ..records import Result, ok
+from ..records import Result, Status, ok
 from ..repository import datalad_ops as dlo
 from ..repository.archive import now_iso, open_archive
 from ..repository.pyramid import WriteOptions
@@ -289,6 +289,14 @@ def analyze(
         per_mode=per_mode or ("instances" if lp is not None and lp.kind == "instances" else "components"),
         min_size_nm3=float(min_size_nm3 or 0.0),
     )
+    request = {"layer": lv.address, "within": lw.address if lw else None, "per": lp.address if lp else None,
+               "preset": preset_name, "connectivity": connectivity, "select": sorted(select) if select else None,
+               "min_size_nm3": settings["min_size_nm3"],
+               "within_rule": settings["within_rule"] if lw else None,
+               "within_margin_nm": settings["within_margin_nm"] if lw else None,
+               "per_mode": settings["per_mode"] if lp else None,
+               "per_margin_nm": settings["per_margin_nm"] if lp else None,
+               "surface_method": settings["surface"] if lp else None}
     job = {"layer": lv.address, "within": lw.address if lw else None, "per": lp.address if lp else None,
            "preset": preset_name, "connectivity": connectivity, "select": sorted(select) if select else None,
            "output": out_layer, "expected": record_json(expected) if expected else None, "note": note,
@@ -296,6 +304,9 @@ def analyze(
     with label_transaction(archive, name, "analyze", job=job, options=opts) as (tx, view):
         if tx.finished is not None:
             return [*tx.recovered, tx.finished]
+        done = _same_run(view, request, expected, out_layer)
+        if done is not None:
+            return [*tx.recovered, done]
         from .objects import analyze_objects
         from .report import write_report
 
@@ -401,6 +412,30 @@ def analyze(
     data = dict(result.data)
     data.update(archive_commit=dlo.head(archive.root), dataset_commit=dlo.head(view.path))
     return [*tx.recovered, result.model_copy(update={"data": data})]
+
+
+def _same_run(view, request: dict[str, Any], expected: Expectation | None, out_layer: str) -> Result | None:
+    """``notneeded`` when a stored analysis was asked the same of the same (immutable) versions."""
+    from ..labels.layers import parse_address
+    from .store import stored_runs
+
+    for r in reversed(stored_runs(view, "analyze")):
+        d = r.details
+        if not isinstance(d, AnalysisDetails):
+            continue
+        if d.settings.model_dump(include=set(request)) == request and d.expectation == expected \
+                and parse_address(d.instances)[0] == out_layer:
+            run_id = r.id.removeprefix("runs/")
+            acq = view.archive.relative(view.path)
+            return Result(action="analyze", status=Status.notneeded, path=f"{acq}/{d.files.folder}",
+                          message=f"{request['layer']} was already analysed so: {run_id} "
+                                  f"({d.counts.objects} object(s), instances {d.instances})",
+                          data={"acquisition": view.name, "run": r.id, "record": f"{acq}/provenance/{r.id}.json",
+                                "report": f"{acq}/{d.files.report}" if d.files.report else None,
+                                "instances": d.instances, "objects": d.counts.objects,
+                                "agreement": [record_json(a) for a in d.agreement],
+                                "findings": [f.message for f in d.findings]})
+    return None
 
 
 def summary_line(name: str, run_id: str, d: AnalysisDetails) -> str:

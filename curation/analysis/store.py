@@ -45,6 +45,12 @@ def next_run_id(view: AcquisitionView, action: str) -> str:
     return f"{prefix}-{max(taken) + 1}"
 
 
+def stored_runs(view: AcquisitionView, action: str) -> list[RunRecord]:
+    """The stored run records of ``action`` (``analyze``, ``evaluate``), oldest first."""
+    prefix = RUN_PREFIXES[action]
+    return [r for r in view.runs() if r.id.startswith(f"runs/{prefix}-") and r.action == action]
+
+
 def label_ref(view: AcquisitionView, lv: LabelVersion, role: str) -> LabelRef:
     """A run's input: the label version with the tree checksum of its stored files."""
     tree = lv.record().storage.tree_sha256 if lv.record_path.exists() else None
@@ -87,4 +93,4 @@ def add_run_files(changes: Changes, tx: Transaction, view: AcquisitionView, stag
     return [f"{folder}/{f}" for f in files]
 
 
-__all__ = ["ANALYSIS_DIR", "RUN_PREFIXES", "add_run_files", "label_ref", "libraries", "next_run_id"]
+__all__ = ["ANALYSIS_DIR", "RUN_PREFIXES", "add_run_files", "label_ref", "libraries", "next_run_id", "stored_runs"]

@@ -11,14 +11,15 @@ def _text(r) -> str:
     d = r.data
     if r.action != "analyze":
         return r.message
-    lines = [r.message, f"  report         {d.get('report')}", f"  record         {d.get('record')}",
-             f"  instances      {d.get('instances')} (tag {d.get('tag')})"]
+    lines = [r.message, f"  report          {d.get('report')}", f"  record          {d.get('record')}",
+             f"  instances       {d.get('instances')}" + (f" (tag {d['tag']})" if d.get("tag") else "")]
     for f in d.get("findings", []):
-        lines.append(f"  FLAG           {f}")
+        lines.append(f"  FLAG            {f}")
     for a in d.get("agreement", []):
         got = "none" if a.get("measured") is None else f"{a['measured']:.4g}"
-        lines.append(f"  {a['quantity']:15}{got} vs {a['expected']:.4g}: {'agrees' if a['agrees'] else 'DISAGREES'}")
-    lines += [f"  archive commit {d.get('archive_commit')}", f"  dataset commit {d.get('dataset_commit')}"]
+        lines.append(f"  {a['quantity']:16}{got} vs {a['expected']:.4g}: {'agrees' if a['agrees'] else 'DISAGREES'}")
+    if d.get("archive_commit"):
+        lines += [f"  archive commit  {d['archive_commit']}", f"  dataset commit  {d['dataset_commit']}"]
     return "\n".join(lines)
 
 

@@ -18,7 +18,8 @@ def _text(r) -> str:
         hd = i.get("hd95_nm_median")
         lines.append(f"  objects ({what}): F1 {i['f1']:.3f}  TP {i['tp']}  FP {i['fp']}  FN {i['fn']}"
                      + (f"  HD95 median {hd:.1f} nm" if hd is not None else ""))
-    lines += [f"  archive commit {d.get('archive_commit')}", f"  dataset commit {d.get('dataset_commit')}"]
+    if d.get("archive_commit"):
+        lines += [f"  archive commit {d['archive_commit']}", f"  dataset commit {d['dataset_commit']}"]
     return "\n".join(lines)
 
 
