@@ -209,7 +209,7 @@ def build_routes(server: Server) -> list[Route]:
     async def analysis_file(request: Request):
         name, run, file = (request.path_params[k] for k in ("name", "run", "file"))
         path = await run_in_threadpool(cat.analysis_file, name, run, file)
-        media = ANALYSIS_MEDIA.get(path.suffix.lower())
+        media = ANALYSIS_MEDIA.get(Path(file).suffix.lower())  # the record's name: annex keys may drop it
         if media is None:  # pragma: no cover - analyses write only these
             raise NotFoundError("not a file an analysis serves", field="file", found=file)
         headers = {**S.page_headers(), "Cache-Control": "no-cache"}

@@ -197,3 +197,23 @@ def test_phantom_gt_folder_has_the_nucleus(tmp_path):
     nuclei = np.stack([tifffile.imread(p) for p in sorted((ph.ground_truth_dir / "nuclei").glob("*.tif"))])
     assert nuclei.shape == spec.shape and nuclei.dtype == np.uint8
     assert np.all(nuclei[(envelope > 0) | (pores > 0)] == 1)
+
+
+def test_pipeline_steps_analyze_and_evaluate(small_archive, tmp_path):
+    from curation.errors import PipelineError
+    from curation.pipelines import RunContext, run_pipeline
+    from curation.pipelines.model import Pipeline
+
+    plan = Pipeline.model_validate({"pipeline": "t", "acquisition": "vol", "steps": [
+        {"analyze": {"layer": "cell-pred@v1", "min_size_nm3": 24 * 8 * 8 * 100, "output": "blobs"}},
+        {"evaluate": {"prediction": "blobs@v1", "truth": "cell@v1", "binary": True}}]})
+    ctx = RunContext(archive=small_archive, acquisition="vol", workdir=tmp_path, base=tmp_path)
+    out = run_pipeline(plan, ctx)
+    assert [r.action for r in out] == ["analyze", "evaluate"] and not any(r.failed for r in out)
+    # P2 (75 voxels) is smaller than 100 voxels: P1 and P3 are kept
+    assert out[0].data["objects"] == 2 and out[0].data["removed_small"] == 1
+    (inst,) = out[1].data["instances"]
+    assert inst["prediction_from"] == "instances" and (inst["tp"], inst["fp"], inst["fn"]) == (1, 0, 1)
+    bad = Pipeline.model_validate({"pipeline": "t", "steps": [{"analyze": {"layer": "x", "expect": "phantom"}}]})
+    with pytest.raises(PipelineError, match="needs a pipeline with a phantom"):
+        run_pipeline(bad, RunContext(archive=small_archive, acquisition="vol", workdir=tmp_path, base=tmp_path))
