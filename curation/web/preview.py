@@ -108,6 +108,20 @@ def preview(archive_path: Path | str, name: str, address: str | None = None, out
     return results
 
 
+def showcase(versions: Sequence[Version]) -> Version | None:
+    """The ground truth a picture shows: the latest version of the ground-truth layer
+    curated most (most versions; ties: the last layer by name)."""
+    gts = [v for v in versions if v.kind == "ground-truth"]
+    if not gts:
+        return None
+    count: dict[str, int] = {}
+    for v in gts:
+        count[v.layer] = count.get(v.layer, 0) + 1
+    order = {v.layer: i for i, v in enumerate(gts)}
+    layer = max(count, key=lambda k: (count[k], order[k]))
+    return [v for v in gts if v.layer == layer][-1]
+
+
 def _window(catalog: Catalog, name: str) -> tuple[float, float]:
     from .tiles import Tiles
 
@@ -116,15 +130,14 @@ def _window(catalog: Catalog, name: str) -> tuple[float, float]:
 
 def entry_image(archive_path: Path | str, name: str, out: Path | str, *, size: int = 512) -> Path:
     """The EMPIAR entry picture (``size`` >= 400 square PNG): the xy middle slice, with the
-    latest ground-truth version over it on its annotated slice nearest the middle."""
+    latest ground-truth version (:func:`showcase`) over it on its annotated slice nearest the middle."""
     from PIL import Image
 
     catalog = Catalog(archive_path)
     catalog.require(name)
     size = max(400, int(size))
     geo = catalog.geometry(name)
-    gts = [v for v in catalog.versions(name) if v.kind == "ground-truth"]
-    version = gts[-1] if gts else None
+    version = showcase(catalog.versions(name))
     index = annotated_near_middle(version, geo.shape[0]) if version else geo.shape[0] // 2
     pic = picture(catalog, name, "xy", index0=index, max_side=size, version=version, window=_window(catalog, name))
     canvas = Image.new("RGB", (size, size), (24, 24, 24))
@@ -149,15 +162,15 @@ def demo_report(directory: Path | str, archive: Path | str | None = None) -> lis
     sections_md, sections_html = [], []
     for s in catalog.summaries():
         versions = catalog.versions(s.name)
-        gts = [v for v in versions if v.kind == "ground-truth"]
-        made = preview(catalog.root, s.name, gts[-1].address if gts else None, pics)
+        shown = showcase(versions)
+        made = preview(catalog.root, s.name, shown.address if shown else None, pics)
         rel = {(r.data["plane"], r.data["kind"]): Path(r.path).relative_to(root).as_posix() for r in made}
         vox = " x ".join(f"{v:g}" for v in s.voxel_size_nm)
         facts = [("Title", s.title), ("Organism", s.organism), ("Technique", s.technique),
                  ("Shape (z, y, x)", " x ".join(map(str, s.shape)) + f" {s.dtype}"), ("Voxel size (nm)", vox),
                  ("Label versions", ", ".join(f"{v.address} ({v.kind})" for v in versions) or "none")]
         found = _analyses(catalog, s.name, root)
-        sections_md.append(_md_section(s.name, facts, rel, gts[-1].address if gts else "") + _md_analyses(found))
+        sections_md.append(_md_section(s.name, facts, rel, shown.address if shown else "") + _md_analyses(found))
         sections_html.append(_html_section(s.name, facts, rel, versions, found))
     deposits = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("deposit-"))
     archive_rel = Path(catalog.root).relative_to(root).as_posix() if Path(catalog.root).is_relative_to(root) \
