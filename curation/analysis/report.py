@@ -130,6 +130,10 @@ def plot_sizes(analysis: ObjectAnalysis, path: Path) -> Path:
                 label=["whole objects", "cut by the volume's border"])
         med = float(np.median(d_in)) if len(d_in) else float(np.median(both))
         ax.axvline(med, color="#d62728", lw=1.5, label=f"median {med:.0f} nm")
+    expected = analysis.extra.get("expected")
+    if expected is not None and getattr(expected, "diameter_nm", None):
+        ax.axvline(expected.diameter_nm, color="#333333", lw=1.2, ls="--",
+                   label=f"expected {expected.diameter_nm:g} nm")
     else:
         ax.text(0.5, 0.5, "no objects", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(col.replace("_nm", " (nm)").replace("_", " "))
@@ -161,11 +165,15 @@ def plot_parents(analysis: ObjectAnalysis, path: Path) -> Path:
         lo, hi = rule["density_per_um2"]
         right.axhspan(lo, hi, color="#2ca02c", alpha=0.12, label=f"plausible {lo:g}-{hi:g}")
     right.plot(x, p["density_per_um2"], "o", color="#d62728", ms=7, label="measured")
+    expected = analysis.extra.get("expected")
+    want = getattr(expected, "density_per_um2", None) if expected is not None else None
+    if want:
+        right.axhline(want, color="#333333", lw=1.2, ls="--", label=f"expected {want:.3g}")
     for xi, d in zip(x, p["density_per_um2"]):
         if math.isfinite(d):
             right.annotate(f"{d:.1f}", (xi, d), textcoords="offset points", xytext=(8, -3), fontsize=8)
     dens = p["density_per_um2"][np.isfinite(p["density_per_um2"])]
-    top = max([float(dens.max()) if len(dens) else 0.0]
+    top = max([float(dens.max()) if len(dens) else 0.0] + ([float(want)] if want else [])
               + ([rule["density_per_um2"][1]] if rule and rule.get("density_per_um2") else []))
     right.set_ylim(0, top * 1.15 or 1)
     right.set_xticks(x, names, rotation=rot, fontsize=8)
@@ -196,11 +204,15 @@ def _tiles(analysis: ObjectAnalysis, shape: tuple[int, int, int], n: int, window
     xc = (o["bbox_x0"] + o["bbox_x1"]) // 2
     order = np.argsort(zc, kind="stable")
     picks = sorted({int(order[int(round(q * (len(order) - 1)))]) for q in np.linspace(0, 1, n)})
-    out = []
+    out, seen = [], set()
     for i in picks:
         wy, wx = min(window, shape[1]), min(window, shape[2])
         y0 = int(np.clip(yc[i] - wy // 2, 0, shape[1] - wy))
         x0 = int(np.clip(xc[i] - wx // 2, 0, shape[2] - wx))
+        key = (int(zc[i]), y0 // max(wy // 4, 1), x0 // max(wx // 4, 1))
+        if key in seen:  # two objects in nearly the same window: one tile
+            continue
+        seen.add(key)
         out.append((int(zc[i]), slice(y0, y0 + wy), slice(x0, x0 + wx)))
     return out
 
@@ -293,6 +305,11 @@ td.l,th.l{text-align:left} .flag{background:#fff4e5;border-left:4px solid #f0a02
 <p>{{ headline|e }}</p>
 {% if findings %}{% for f in findings %}<div class="flag"><b>{{ f.subject|e }}</b>: {{ f.message|e }}</div>{% endfor %}
 {% elif rule %}<div class="ok">All results within the plausible ranges for {{ rule|e }}.</div>{% endif %}
+{% if agreement %}<h2>Agreement with known values</h2>
+<p class="sub">Compared with {{ agreement.source|e }}.</p>
+<table><tr><th class="l">quantity</th><th>expected</th><th>measured</th><th>tolerance</th><th class="l">verdict</th><th class="l">measured as</th></tr>
+{% for r in agreement.rows %}<tr><td class="l">{{ r[0]|e }}</td><td>{{ r[1]|e }}</td><td>{{ r[2]|e }}</td><td>{{ r[3]|e }}</td><td class="l">{{ r[4]|e }}</td><td class="l">{{ r[5]|e }}</td></tr>{% endfor %}
+</table>{% endif %}
 <table class="kv">{% for k, v in facts %}<tr><td>{{ k|e }}</td><td class="l">{{ v|e }}</td></tr>{% endfor %}</table>
 <h2>Plots</h2>
 <div class="grid">{% for name, uri in plots if name != "montage.png" %}<img alt="{{ name|e }}" src="{{ uri }}">{% endfor %}</div>
@@ -369,9 +386,19 @@ def render_html(analysis: ObjectAnalysis, plots: Mapping[str, Path], *, title: s
     limit = MAX_HTML_ROWS
     note = (f"All {len(o)} objects." if len(o) <= limit else
             f"The first {limit} of {len(o)} objects; every object is in objects.csv and objects.parquet.")
+    agree = None
+    if analysis.extra.get("agreement"):
+        expected = analysis.extra.get("expected")
+        def num(r, x):
+            return "–" if x is None else _fmt(int(x) if r.quantity == "count" else x)
+
+        agree = {"source": getattr(expected, "source", "known values"), "rows": [
+            (r.quantity.replace("_", " "), num(r, r.expected), num(r, r.measured),
+             f"±{r.tolerance:.0%}" if r.relative else f"±{r.tolerance:g}", "agrees" if r.agrees else "DISAGREES",
+             r.how) for r in analysis.extra["agreement"]]}
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(_PAGE).render(
-        title=title, subtitle=subtitle, headline=headline, findings=analysis.findings,
+        title=title, subtitle=subtitle, headline=headline, findings=analysis.findings, agreement=agree,
         rule=analysis.settings.get("plausibility"), facts=facts, plots=uris,
         parents=_rows(parents, _PARENT_COLUMNS, limit) if parents is not None else None,
         objects={**_rows(o, _OBJECT_COLUMNS, limit), "note": note},

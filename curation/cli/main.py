@@ -25,6 +25,8 @@ COMMANDS = {
     "archive": "cmd_archive",
     "preview": "cmd_preview",
     "serve": "cmd_serve",
+    "analyze": "cmd_analyze",
+    "evaluate": "cmd_evaluate",
 }
 
 

@@ -273,7 +273,8 @@ def write_phantom(out_dir: Path, spec: PhantomSpec = PhantomSpec()) -> Phantom:
     """Generate a phantom and write it as a folder of per-slice TIFFs.
 
     Layout: ``images/slice_0000.tif ...``, ``metadata.yaml``,
-    ``ground_truth/{envelope,pores}/slice_0000.tif ...`` and ``ground_truth/README.txt``.
+    ``ground_truth/{envelope,pores,nuclei}/slice_0000.tif ...`` and ``ground_truth/README.txt``
+    (``nuclei``: :func:`nucleus_mask`, the parent layer for pore statistics per nucleus).
     ``out_dir`` may exist but must not already hold a phantom: nothing is overwritten
     (:class:`~curation.errors.AlreadyExistsError`).
     """
@@ -292,11 +293,14 @@ def write_phantom(out_dir: Path, spec: PhantomSpec = PhantomSpec()) -> Phantom:
 
     (gt_dir / "envelope").mkdir(parents=True)
     (gt_dir / "pores").mkdir()
+    (gt_dir / "nuclei").mkdir()
     images_dir.mkdir()
+    nuclei = nucleus_mask(envelope, pores, stats)
     width = max(4, len(str(image.shape[0] - 1)))
     px_per_um = 1000.0 / float(spec.voxel_size_nm)
     res = {"imagej": True, "resolution": (px_per_um, px_per_um), "metadata": {"unit": "um"}}
-    volumes = ((images_dir, image), (gt_dir / "envelope", envelope), (gt_dir / "pores", pores))
+    volumes = ((images_dir, image), (gt_dir / "envelope", envelope), (gt_dir / "pores", pores),
+               (gt_dir / "nuclei", nuclei))
     for folder, vol in volumes:
         for z in range(vol.shape[0]):
             tifffile.imwrite(folder / f"slice_{z:0{width}d}.tif", vol[z], **res)
@@ -797,6 +801,9 @@ pores/     uint16 instance labels of the nuclear pores.
            0 = background; 1..{stats['n_pores']} = one id per pore: a cylinder
            {spec.pore_diameter_nm:g} nm wide spanning the envelope at that pore.
            Pore and envelope voxels never overlap; together they are the whole envelope.
+
+nuclei/    uint8 mask of the nucleus: 1 = nucleoplasm, envelope and pores (the side of
+           the envelope holding the nucleus centre); its surface is the outer membrane.
 
 Counts: {stats['n_pores']} pores on {float(stats['envelope_area_um2']):.4f} square micrometres of
 envelope ({float(stats['pore_density_per_um2']):.2f} per square micrometre; requested

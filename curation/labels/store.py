@@ -328,6 +328,8 @@ class LabelWrite:
     inputs: Sequence[Any] = ()
     #: identifies the content for a resume of the build (e.g. the base version's tree)
     content_key: Mapping[str, Any] | None = None
+    #: id of the run record that computed the version (``runs/analysis-1``), kept in its lineage
+    run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -434,7 +436,7 @@ def stage_label_version(tx: Transaction, view: AcquisitionView, w: LabelWrite,
         created=now_iso(), tool_version=__version__, sources=source_refs, annotated=annotated, note=w.note or "",
         unlabeled_value=unl, dtype=dtype.name, label_values=listed,
         names={k: v for k, v in sorted(names.items()) if k not in (0, unl)}, consensus=w.consensus,
-        painted=w.painted,
+        painted=w.painted, run=w.run,
     )
     attrs = multiscales(plan, address, kind="label", extra={"image-label": image_label(values, unl, names)})
     attrs["curation"] = record_json(lineage)

@@ -47,8 +47,8 @@ class LabelsImportParams(StepParams):
     layer: str
     #: a mask folder, TIFF stack or OME-Zarr label image ...
     source: str | None = None
-    #: ... or the phantom's ground truth of this structure, on these slices
-    ground_truth: Literal["envelope", "pores"] | None = None
+    #: ... or the phantom's ground truth of this structure, on these slices (none given: all)
+    ground_truth: Literal["envelope", "pores", "nuclei"] | None = None
     slices: list[int] = Field(default_factory=list)
     names: dict[int, str] = Field(default_factory=dict)
     kind: Literal["ground-truth", "prediction", "consensus"] = "ground-truth"
@@ -57,7 +57,10 @@ class LabelsImportParams(StepParams):
 
 
 def _gt_subset(ctx: RunContext, which: str, slices: list[int]) -> Path:
-    """A folder holding the phantom's ground-truth masks of ``slices`` (named as its images)."""
+    """A folder holding the phantom's ground-truth masks of ``slices`` (named as its images);
+    no slices: the phantom's own folder, every slice."""
+    if not slices:
+        return ctx.phantom.ground_truth_dir / which
     files = sorted((ctx.phantom.ground_truth_dir / which).glob("*.tif"))
     bad = [z for z in slices if not 0 <= z < len(files)]
     if bad:

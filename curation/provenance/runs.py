@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, JsonValue
 
+from .analysis import AnalysisDetails, EvaluationDetails
 from .base import Agent, EngineInfo, FileRef, ImageRef, Input, LabelRef, OutputRef, Part, Record, ToolInfo
 
 Scalar = float | int | str | bool | None
@@ -128,8 +129,8 @@ class GenericDetails(Part):
     values: dict[str, JsonValue] = Field(default_factory=dict)
 
 
-Details = Annotated[ImportDetails | AggregationDetails | MetadataUpdateDetails | PaintDetails | GenericDetails,
-                    Field(discriminator="kind")]
+Details = Annotated[ImportDetails | AggregationDetails | MetadataUpdateDetails | PaintDetails | AnalysisDetails
+                    | EvaluationDetails | GenericDetails, Field(discriminator="kind")]
 
 
 # --- the record ------------------------------------------------------------------------------------

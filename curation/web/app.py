@@ -10,6 +10,7 @@ the file system)::
     GET  /a/NAME/lineage.svg                 the lineage graph alone
     GET  /a/NAME/thumb/PLANE.png             middle-slice thumbnail (xy, xz, yz)
     GET  /a/NAME/neuroglancer                3D: redirect to the bundled neuroglancer client
+    GET  /a/NAME/analysis/RUN/FILE           a report, plot or table an analysis run wrote
     GET  /api/acquisitions                   the catalog as JSON (?q=)
     GET  /api/a/NAME                         viewer configuration (levels, window, versions)
     GET  /tile/NAME/image/PLANE/L/I/R/C      image tile (?size= 16..1024, lo=, hi=, format=png|webp)
@@ -71,6 +72,9 @@ HERE = Path(__file__).resolve().parent
 NG_TOKEN = "curation"
 NG_STREAM_SECONDS = 12 * 3600
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: what analyses write, served as
+ANALYSIS_MEDIA = {".png": "image/png", ".html": "text/html", ".csv": "text/csv",
+                  ".parquet": "application/vnd.apache.parquet"}
 
 
 class Server:
@@ -202,6 +206,19 @@ def build_routes(server: Server) -> list[Route]:
         state = V.neuroglancer_state(str(request.base_url), name, geo, versions)
         return RedirectResponse(f"/ng/v/{NG_TOKEN}/#{V.neuroglancer_fragment(state)}", status_code=302)
 
+    async def analysis_file(request: Request):
+        name, run, file = (request.path_params[k] for k in ("name", "run", "file"))
+        path = await run_in_threadpool(cat.analysis_file, name, run, file)
+        media = ANALYSIS_MEDIA.get(Path(file).suffix.lower())  # the record's name: annex keys may drop it
+        if media is None:  # pragma: no cover - analyses write only these
+            raise NotFoundError("not a file an analysis serves", field="file", found=file)
+        headers = {**S.page_headers(), "Cache-Control": "no-cache"}
+        if media != "text/html":
+            headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+            if media not in ("image/png",):
+                headers["Content-Disposition"] = f'attachment; filename="{file}"'
+        return FileResponse(path, media_type=media, headers=headers)
+
     # --- JSON -------------------------------------------------------------------------------
 
     async def api_acquisitions(request: Request):
@@ -320,6 +337,7 @@ def build_routes(server: Server) -> list[Route]:
         Route("/a/{name}/lineage.svg", lineage),
         Route("/a/{name}/thumb/{plane}.png", thumb),
         Route("/a/{name}/neuroglancer", neuroglancer),
+        Route("/a/{name}/analysis/{run}/{file}", analysis_file),
         Route("/api/acquisitions", api_acquisitions),
         Route("/api/a/{name}", api_acquisition),
         Route("/api/a/{name}/paint", paint, methods=["POST"]),

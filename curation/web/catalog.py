@@ -336,11 +336,43 @@ class Catalog:
         self.require(name)
         return []
 
+    def analysis_runs(self, name: str) -> list[Any]:
+        """Run records of analyses and evaluations (``provenance/runs/``), newest first."""
+        from ..provenance.analysis import AnalysisDetails, EvaluationDetails
+
+        runs = [r for r in self.view(name).runs()
+                if r.id.startswith("runs/") and isinstance(r.details, (AnalysisDetails, EvaluationDetails))]
+        return sorted(runs, key=lambda r: (r.started, r.id), reverse=True)
+
     def analyses(self, name: str) -> list[Section]:
-        """Analyses run on this acquisition, with their plots."""
-        # read model: fill from the analysis records (their figures served by zarr_file-like lookups)
-        self.require(name)
-        return []
+        """Analyses and evaluations of this acquisition: key figures, plots, the report."""
+        from .analyses import section
+
+        return [section(name, r) for r in self.analysis_runs(name)]
+
+    def analysis_file(self, name: str, run: str, file: str) -> Path:
+        """A file an analysis run wrote (``analysis/RUN/FILE``), or NotFoundError.
+
+        ``run`` must be an analysis run of the acquisition and ``file`` one of the outputs
+        its record lists; the path is the record's, and the resolved file must lie inside
+        the acquisition's dataset."""
+        check_name(run, what="analysis run", field="run")
+        check_name(file, what="file name", field="file")
+        record = next((r for r in self.analysis_runs(name) if r.id == f"runs/{run}"), None)
+        if record is None:
+            raise NotFoundError("no such analysis", field="run", found=run)
+        rel = next((o.path for o in record.outputs if o.path == f"analysis/{run}/{file}"), None)
+        if rel is None:
+            raise NotFoundError("the analysis wrote no such file", field="file", found=file)
+        acq = self.archive.acquisition_path(name).resolve()
+        try:
+            real = (acq / rel).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise NotFoundError("the file's content is not here (`datalad get` it)", field="file",
+                                found=file) from None
+        if not real.is_relative_to(acq) or not real.is_file():
+            raise NotFoundError("not a file of this acquisition", field="file", found=file)
+        return real
 
     # --- files of the OME-Zarr, for neuroglancer ---------------------------------------------
 

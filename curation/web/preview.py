@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,6 +108,20 @@ def preview(archive_path: Path | str, name: str, address: str | None = None, out
     return results
 
 
+def showcase(versions: Sequence[Version]) -> Version | None:
+    """The ground truth a picture shows: the latest version of the ground-truth layer
+    curated most (most versions; ties: the last layer by name)."""
+    gts = [v for v in versions if v.kind == "ground-truth"]
+    if not gts:
+        return None
+    count: dict[str, int] = {}
+    for v in gts:
+        count[v.layer] = count.get(v.layer, 0) + 1
+    order = {v.layer: i for i, v in enumerate(gts)}
+    layer = max(count, key=lambda k: (count[k], order[k]))
+    return [v for v in gts if v.layer == layer][-1]
+
+
 def _window(catalog: Catalog, name: str) -> tuple[float, float]:
     from .tiles import Tiles
 
@@ -115,15 +130,14 @@ def _window(catalog: Catalog, name: str) -> tuple[float, float]:
 
 def entry_image(archive_path: Path | str, name: str, out: Path | str, *, size: int = 512) -> Path:
     """The EMPIAR entry picture (``size`` >= 400 square PNG): the xy middle slice, with the
-    latest ground-truth version over it on its annotated slice nearest the middle."""
+    latest ground-truth version (:func:`showcase`) over it on its annotated slice nearest the middle."""
     from PIL import Image
 
     catalog = Catalog(archive_path)
     catalog.require(name)
     size = max(400, int(size))
     geo = catalog.geometry(name)
-    gts = [v for v in catalog.versions(name) if v.kind == "ground-truth"]
-    version = gts[-1] if gts else None
+    version = showcase(catalog.versions(name))
     index = annotated_near_middle(version, geo.shape[0]) if version else geo.shape[0] // 2
     pic = picture(catalog, name, "xy", index0=index, max_side=size, version=version, window=_window(catalog, name))
     canvas = Image.new("RGB", (size, size), (24, 24, 24))
@@ -148,15 +162,16 @@ def demo_report(directory: Path | str, archive: Path | str | None = None) -> lis
     sections_md, sections_html = [], []
     for s in catalog.summaries():
         versions = catalog.versions(s.name)
-        gts = [v for v in versions if v.kind == "ground-truth"]
-        made = preview(catalog.root, s.name, gts[-1].address if gts else None, pics)
+        shown = showcase(versions)
+        made = preview(catalog.root, s.name, shown.address if shown else None, pics)
         rel = {(r.data["plane"], r.data["kind"]): Path(r.path).relative_to(root).as_posix() for r in made}
         vox = " x ".join(f"{v:g}" for v in s.voxel_size_nm)
         facts = [("Title", s.title), ("Organism", s.organism), ("Technique", s.technique),
                  ("Shape (z, y, x)", " x ".join(map(str, s.shape)) + f" {s.dtype}"), ("Voxel size (nm)", vox),
                  ("Label versions", ", ".join(f"{v.address} ({v.kind})" for v in versions) or "none")]
-        sections_md.append(_md_section(s.name, facts, rel, gts[-1].address if gts else ""))
-        sections_html.append(_html_section(s.name, facts, rel, versions))
+        found = _analyses(catalog, s.name, root)
+        sections_md.append(_md_section(s.name, facts, rel, shown.address if shown else "") + _md_analyses(found))
+        sections_html.append(_html_section(s.name, facts, rel, versions, found))
     deposits = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("deposit-"))
     archive_rel = Path(catalog.root).relative_to(root).as_posix() if Path(catalog.root).is_relative_to(root) \
         else str(catalog.root)
@@ -180,15 +195,47 @@ def _md_section(name: str, facts, rel, overlay_of: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html_section(name: str, facts, rel, versions: Sequence[Version]) -> str:
+def _analyses(catalog: Catalog, name: str, root: Path) -> list[tuple[Any, str, list[str]]]:
+    """(section, report, plots) of each analysis run, oldest first, paths relative to ``root``."""
+    from .analyses import PAGE_PLOTS, section
+
+    acq = catalog.archive.acquisition_path(name).resolve()
+    base = acq.relative_to(root).as_posix() if acq.is_relative_to(root) else acq.as_posix()
+    out = []
+    for r in reversed(catalog.analysis_runs(name)):
+        d = r.details
+        plots = [f"{base}/{p}" for p in d.files.plots if Path(p).name in PAGE_PLOTS]
+        out.append((section(name, r), f"{base}/{d.files.report}" if d.files.report else "", plots))
+    return out
+
+
+def _md_analyses(found) -> str:
+    if not found:
+        return ""
+    lines = ["", "### Analyses", ""]
+    for sec, report, plots in found:
+        lines += [f"**{sec.title}**" + (f" ([report]({report}))" if report else ""), ""]
+        lines += [f"{'  ' if k.startswith(' ') else ''}- {k.strip()}: {v}" for k, v in sec.facts]
+        lines += ["", " ".join(f"![{Path(p).name}]({p})" for p in plots), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _html_section(name: str, facts, rel, versions: Sequence[Version], found=()) -> str:
     e = html.escape
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in facts)
     imgs = "".join(f'<figure><img src="{e(rel[(p, k)])}" alt="{e(name)} {p} {k}"><figcaption>{e(PLANE_NAMES[p])}'
                    f'{" with labels" if k == "overlay" else ""}</figcaption></figure>'
                    for k in ("image", "overlay") for p in R.PLANES if (p, k) in rel)
     svg = lineage_svg(versions)
+    parts = []
+    for sec, report, plots in found:
+        head = f'<a href="{e(report)}">{e(sec.title)}</a>' if report else e(sec.title)
+        frows = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in sec.facts)
+        pics = "".join(f'<figure><img src="{e(p)}" alt="{e(Path(p).name)}"></figure>' for p in plots)
+        parts.append(f"<h4>{head}</h4><table>{frows}</table><div class=pics>{pics}</div>")
     return (f"<section><h2>{e(name)}</h2><table>{rows}</table><div class=pics>{imgs}</div>"
-            + (f"<h3>Label versions</h3>{svg}" if svg else "") + "</section>")
+            + (f"<h3>Label versions</h3>{svg}" if svg else "")
+            + (f"<h3>Analyses</h3>{''.join(parts)}" if parts else "") + "</section>")
 
 
 def _deposit_line(p: Path, root: Path) -> str:

@@ -31,15 +31,31 @@ def test_demo_runs_the_whole_loop(tmp_path):
     show = subprocess.run([CURATE, "show", str(root / "archive"), "phantom", "--json"], capture_output=True, text=True)
     labels = json.loads(show.stdout)["labels"]
     assert [(lab["name"], lab["version"], lab["kind"]) for lab in labels] == [
-        ("envelope", 1, "ground-truth"), ("envelope", 2, "ground-truth")]
+        ("envelope", 1, "ground-truth"), ("envelope", 2, "ground-truth"), ("envelope", 3, "ground-truth"),
+        ("nucleus", 1, "ground-truth"), ("pores", 1, "ground-truth"), ("pores-instances", 1, "instances")]
     (diff,) = [r for r in records if r["action"] == "labels-diff"]
     assert diff["data"]["slices_added"] == [16, 32] and diff["data"]["slices_removed"] == []
+    # it ends with pore statistics per nucleus, which agree with what the phantom was made of
+    (phantom,) = [r for r in records if r["action"] == "demo-phantom"]
+    (pores,) = [r for r in records if r["action"] == "analyze"]
+    d = pores["data"]
+    assert d["objects"] == phantom["data"]["n_pores"] and len(d["parents"]) == 1
+    assert [(a["quantity"], a["tolerance"], a["agrees"]) for a in d["agreement"]] == [
+        ("count", 0, True), ("diameter_nm", 0.05, True), ("density_per_um2", 0.05, True)]
+    assert d["findings"] == [] and "agrees with the phantom's truth" in pores["message"]
+    report = root / "archive" / d["report"]
+    assert report.is_file() and "Agreement with known values" in report.read_text()
+    readme = (root / "README.md").read_text()
+    assert "### Analyses" in readme and "analysis-1: objects of pores@v1 per nucleus@v1" in readme
+    assert "analysis/analysis-1/report.html" in (root / "index.html").read_text()
 
 
 def test_pipeline_definitions_are_validated(tmp_path):
     assert [s.kind for s in load_pipeline().steps][:2] == ["ingest", "labels-import"]
     assert {"ingest", "labels-import", "labels-aggregate", "labels-diff", "metadata-update", "verify",
-            "package"} <= set(kinds())
+            "package", "analyze", "evaluate"} <= set(kinds())
+    (analyze,) = [s for s in load_pipeline().steps if s.kind == "analyze"]
+    assert analyze.params.expect == "phantom" and analyze.params.preset == "nuclear-pore"
     bad = tmp_path / "bad.yaml"
     bad.write_text("pipeline: x\nsteps:\n  - nosuchstep: {}\n")
     with pytest.raises(PipelineError, match="unknown kind 'nosuchstep'"):

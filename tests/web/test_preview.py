@@ -79,5 +79,6 @@ def test_demo_report(demo, artifacts):
         for part in line.split("](")[1:]:
             assert (demo / part.split(")")[0]).is_file()
     assert '<img src="previews/phantom_xy.png"' in index and "<svg" in index and "envelope@v2" in index
-    assert (demo / "previews" / "phantom_envelope_v2_xy.png").is_file()
+    # the layer curated most (envelope, three versions) is the one drawn over the image
+    assert (demo / "previews" / "phantom_envelope_v3_xy.png").is_file()
     (artifacts / "demo_index.html").write_text(index)
