@@ -45,10 +45,6 @@ from .resample import axis_operator, model_size
 
 Block = tuple[slice, slice, slice]
 
-#: default write-block size in data voxels along y and x
-DEFAULT_BLOCK_YX = 2048
-
-
 # --- the network call ------------------------------------------------------------------------
 
 
@@ -69,6 +65,12 @@ class Predictor:
     def __init__(self, model: torch.nn.Module, *, batch: int = 4, device: str = "cpu", precision: str = "fp32",
                  threads: int | None = None, record_tiles: bool = False) -> None:
         self.model = model.eval().to(device)
+        # channels-last layouts let oneDNN (CPU) and cuDNN pick their fastest convolutions
+        self.layout = None
+        dims = getattr(model, "dims", None)
+        if dims in (2, 3):
+            self.layout = torch.channels_last if dims == 2 else torch.channels_last_3d
+            self.model = self.model.to(memory_format=self.layout)
         self.batch = int(batch)
         self.device = torch.device(device)
         self.precision = precision
@@ -101,6 +103,8 @@ class Predictor:
                 if self.recorded is not None:
                     self.recorded.append(chunk.copy())
                 x = torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device)
+                if self.layout is not None:
+                    x = x.contiguous(memory_format=self.layout)
                 with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
                     y = self.model(x)
                 out[i:i + chunk.shape[0]] = torch.sigmoid(y.float())[:, 0].cpu().numpy()
@@ -151,10 +155,10 @@ def plan_inference(pipeline: SegmentationPipeline, shape: Sequence[int], voxel_s
         pipeline = with_overrides(pipeline, {"inference.tri_axis": True})  # checks isotropy
     factors = grid_factors(pipeline, voxel_size_nm, tri_axis=tap)
     mshape = tuple(model_size(n, f) for n, f in zip(shape3, factors))
-    if block_shape is None:
-        bz = pipeline.inference.tile[0] if pipeline.architecture.dims == "3d" else 16
-        bz = max(1, int(round(bz * factors[0])))
-        block_shape = (bz, DEFAULT_BLOCK_YX, DEFAULT_BLOCK_YX)
+    if block_shape is None:  # one tile per block and plane: the block is a tile less its halos
+        core = [t - 2 * pipeline.halo for t in pipeline.inference.tile]
+        bz = core[0] if pipeline.architecture.dims == "3d" else 16
+        block_shape = tuple(max(1, int(c * f)) for c, f in zip([bz] + core[-2:], factors))
     bs = tuple(max(1, min(int(b), n)) for b, n in zip(block_shape, shape3))
     return InferencePlan(pipeline, shape3, tuple(float(v) for v in voxel_size_nm), factors, mshape,  # type: ignore[arg-type]
                          (0, 1, 2) if tap else (0,), normalization, bs)  # type: ignore[arg-type]
@@ -204,9 +208,16 @@ def _axis_tiling(r: tuple[int, int], n: int, geom: _ViewGeometry, j: int) -> tup
     mirrored indices each reads, the tile size). The tile shrinks (to a multiple of the size
     multiple) when the region needs less than the pipeline's tile."""
     r0, r1 = r
-    m, h = geom.multiple[j], geom.halo[j]
+    m, h, ov = geom.multiple[j], geom.halo[j], geom.overlap[j]
     tile = min(geom.tile[j], -(-(r1 - r0 + 2 * h) // m) * m)
-    origins = tile_origins(r0, r1, tile, h, geom.overlap[j], m)
+    origins = tile_origins(r0, r1, tile, h, ov, m)
+    if len(origins) > 1:  # as many tiles, each just large enough: less computed outside the region
+        k = len(origins)
+        snug = -(-(-(-(r1 - r0 + (k - 1) * ov) // k) + 2 * h) // m) * m
+        if snug < tile:
+            trial = tile_origins(r0, r1, snug, h, ov, m)
+            if len(trial) * snug < len(origins) * tile:
+                tile, origins = snug, trial
     return origins, [_reflect(np.arange(o, o + tile), n) for o in origins], tile
 
 

@@ -299,7 +299,7 @@ def validate_package(directory: str | Path) -> list[str]:
         if summary.details and summary.details[0].errors else [summary.status]
 
 
-def test_package(directory: str | Path) -> tuple[bool, list[str]]:
+def bioimageio_test(directory: str | Path) -> tuple[bool, list[str]]:
     """bioimage.io's model test (CPU): the package reproduces its test output. (passed, problems)"""
     from bioimageio.core import test_model
 
@@ -447,4 +447,4 @@ def card_json(card: ModelCard) -> str:
 
 
 __all__ = ["LoadedModel", "WrittenPackage", "load_model", "predict_model_region", "read_card", "read_state_dict",
-           "test_package", "validate_package", "verify_package", "write_package"]
+           "bioimageio_test", "validate_package", "verify_package", "write_package"]

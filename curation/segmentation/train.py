@@ -197,11 +197,10 @@ def train(pipeline: SegmentationPipeline, image: Any, labels: Any, annotated: Se
                 raise TrainingDataError("the initial model's weights do not fit this pipeline's architecture",
                                         field="--init", expected=pipeline.architecture.kwargs(),
                                         found=" ".join(str(exc).split())[:200]) from None
-        model = model.to(dev)
-        channels_last = pipeline.architecture.spatial_dims == 2
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        runner = _Runner(pipeline, model, material, dev, precision, channels_last)
+        # channels-last layouts: oneDNN's and cuDNN's fastest convolutions (3x on this CPU with bf16)
+        layout = torch.channels_last if pipeline.architecture.spatial_dims == 2 else torch.channels_last_3d
+        model = model.to(dev).to(memory_format=layout)
+        runner = _Runner(pipeline, model, material, dev, precision, layout)
         per_it = val_s = None
         if len(candidates) > 1 or (cfg.max_minutes is not None and not plan):
             # the fastest thread count now (a busy machine can make one thread beat two), and
@@ -249,9 +248,9 @@ def _raw_sample(material: Material, edge: int = 512) -> np.ndarray:
 
 class _Runner:
     def __init__(self, pipeline: SegmentationPipeline, model: torch.nn.Module, material: Material,
-                 device: torch.device, precision: str, channels_last: bool) -> None:
+                 device: torch.device, precision: str, layout: torch.memory_format) -> None:
         self.pipeline, self.model, self.material = pipeline, model, material
-        self.device, self.precision, self.channels_last = device, precision, channels_last
+        self.device, self.precision, self.layout = device, precision, layout
         self.rng = np.random.default_rng(pipeline.training.seed)
         self.sampler = PatchSampler(material.train, pipeline, self.rng)
         self.optimizer = _optimizer(pipeline, model.parameters())
@@ -259,10 +258,7 @@ class _Runner:
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def _to(self, t: torch.Tensor) -> torch.Tensor:
-        t = t.to(self.device, non_blocking=True)
-        if self.channels_last and t.ndim == 4:
-            t = t.contiguous(memory_format=torch.channels_last)
-        return t
+        return t.to(self.device, non_blocking=True).contiguous(memory_format=self.layout)
 
     def step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch) -> float:
         x, t, w = (self._to(a) for a in batch)
@@ -350,7 +346,8 @@ class _Runner:
             losses.append(loss)
             it += 1
             report("training", loss)
-            if it % cfg.validation.every == 0 or it == total:
+            out_of_time = budget_s is not None and time.perf_counter() - started >= budget_s
+            if it % cfg.validation.every == 0 or it == total or out_of_time:
                 d = self.validate(self.model)
                 rec = EpochRecord(len(history) + 1, it, float(np.mean(losses)), d, lr, time.perf_counter() - started)
                 history.append(rec)
@@ -361,8 +358,9 @@ class _Runner:
                 report("validated", rec.loss, d)
                 if budget_s is not None and it < total:
                     elapsed = time.perf_counter() - started
-                    if elapsed >= budget_s:
+                    if out_of_time or elapsed >= budget_s:
                         stopped_by = "time"
+                        planned.append((it, it))  # a replay stops here too
                         break
                     projected = elapsed + (total - it) * (elapsed / it) * 1.0
                     if projected > budget_s * 1.02:
@@ -378,6 +376,7 @@ class _Runner:
         self.model.eval()
         model = self.model.to(memory_format=torch.contiguous_format)
         state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+        self.model = model
         report("done", None)
         m = self.material
         return TrainingResult(model, state, self.pipeline, history, best, m.training_slices, m.validation_slices,
