@@ -157,7 +157,9 @@ def plan_inference(pipeline: SegmentationPipeline, shape: Sequence[int], voxel_s
     mshape = tuple(model_size(n, f) for n, f in zip(shape3, factors))
     if block_shape is None:  # one tile per block and plane: the block is a tile less its halos
         core = [t - 2 * pipeline.halo for t in pipeline.inference.tile]
-        bz = core[0] if pipeline.architecture.dims == "3d" else 16
+        # 2D along z: a stack of slices; 3D or along three axes: a cube-like block, as the
+        # other views cut it across
+        bz = core[0] if pipeline.architecture.dims == "3d" or tap else 16
         block_shape = tuple(max(1, int(c * f)) for c, f in zip([bz] + core[-2:], factors))
     bs = tuple(max(1, min(int(b), n)) for b, n in zip(block_shape, shape3))
     return InferencePlan(pipeline, shape3, tuple(float(v) for v in voxel_size_nm), factors, mshape,  # type: ignore[arg-type]

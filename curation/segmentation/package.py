@@ -75,7 +75,11 @@ def write_package(directory: str | Path, result: Any, *, name: str, source: Data
                   creator: str | None = None, version: int | None = None, parent: ParentModel | None = None,
                   license: str = DEFAULT_LICENSE, validate: bool = True) -> WrittenPackage:
     """Write a :class:`~curation.segmentation.train.TrainingResult` as a package in the new
-    folder ``directory`` (never overwritten; written beside it, then renamed into place)."""
+    folder ``directory`` (never overwritten; written beside it, then renamed into place).
+
+    ``source`` names the training data as the archive recorded it; ``parent`` defaults to
+    the model a fine-tuning started from (``result.parent``). The package is validated by
+    bioimage.io's own library before it is moved into place."""
     target = Path(directory)
     if target.exists():
         raise ModelPackageError("the package folder already exists and is never overwritten", path=target)
@@ -96,6 +100,8 @@ def write_package(directory: str | Path, result: Any, *, name: str, source: Data
         if sha256_file(stage / arch_path.name) != arch_sha:
             raise ModelIntegrityError("the architecture file differs from its registered sha256", path=arch_path,
                                       hint="architecture files are frozen: add a new one instead of editing")
+        if parent is None and getattr(result, "parent", None):
+            parent = ParentModel.model_validate(result.parent)
         card = card_from_training(result, name=name, source=source, files=files, annotated_slices=annotated_slices,
                                   shape=shape, started=started, finished=now_iso(), description=description,
                                   creator=creator, version=version, parent=parent)

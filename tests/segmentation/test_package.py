@@ -215,3 +215,16 @@ def test_not_a_curation_package(copy):
     (copy / "rdf.yaml").write_text("type: dataset\nformat_version: 0.3.0\n")
     with pytest.raises(ModelPackageError, match="not a bioimage.io model"):
         load_model(copy)
+
+
+def test_a_fine_tuned_model_names_its_parent(package, phantom, sparse_envelope, tmp_path):
+    parent = load_model(package)
+    p = tiny("nuclear-envelope-tap", **{"training.iterations": 2})
+    child = train(p, phantom[0], sparse_envelope, ANNOTATED, VS, init=parent.init())
+    written = write_package(tmp_path / "child", child, name="envelope", source=SOURCE, annotated_slices=ANNOTATED,
+                            shape=phantom[0].shape, started=now_iso(), version=2)
+    card = written.card
+    assert card.parent is not None and card.parent.address == "envelope@v1"
+    assert card.parent.weights_sha256 == parent.weights_sha256
+    assert "fine-tuned from `envelope@v1`" in (written.path / "README.md").read_text()
+    assert load_model(written.path).card.parent == card.parent

@@ -31,8 +31,8 @@ def test_short_training_segments_held_out_slices(shared_data):
     image, labels = _load(shared_data / "sbem-mito")
     assert set(np.unique(labels)) == {0, 1}
     pipeline = with_overrides(load_pipeline("mitochondria-2d"), {
-        "training.iterations": 60, "training.max_minutes": None, "training.threads": 1,
-        "training.validation": {"slices": "farthest", "count": 1, "every": 60}})
+        "training.iterations": 80, "training.batch": 4, "training.max_minutes": None, "training.threads": 1,
+        "training.validation": {"slices": "farthest", "count": 1, "every": 80}})
     result = train(pipeline, image, labels, TRAIN, VOXEL_SIZE_NM)
     assert result.factors == (1.0, 2.0, 2.0)  # 5.9 nm binned 2x to the pipeline's 12 nm
     held = image[HELD_OUT[0]:HELD_OUT[-1] + 1]
@@ -42,4 +42,4 @@ def test_short_training_segments_held_out_slices(shared_data):
     chance = 2 * truth.mean() / (1 + truth.mean())  # Dice of a random mask of the right size
     dice = dice_score(prediction, truth)
     assert chance < 0.2
-    assert dice >= 0.6, f"held-out Dice {dice:.3f} after 60 iterations"
+    assert dice >= 0.6, f"held-out Dice {dice:.3f} after 80 iterations"  # 0.735 on the reference machine
