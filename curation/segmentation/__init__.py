@@ -12,6 +12,8 @@ Modules (import what you use; ``pipeline``, ``card`` and ``schemas`` do not impo
 * ``card``: :class:`~.card.ModelCard` (``config.curation`` of the package)
 * ``package``: ``write_package``, ``load_model`` (sha256-checked, tensors only), bioimage.io
   validation and test
+* ``segment``: ``segment`` a volume with a loaded model -> ``PredictionParameters`` (what
+  the prediction's lineage records), ``reproduce`` it into scratch arrays and compare
 * ``reproduce``: compare two predictions, bit for bit or within bioimage.io's tolerance
 * ``architectures``: the frozen network files (``unet_v1.py``)
 * ``resample``, ``metrics``, ``schemas``
