@@ -134,15 +134,31 @@ def choose_validation(slices: Sequence[int], pipeline: SegmentationPipeline) -> 
 
 def percentiles(image: Any, low: float, high: float, *, slices: Sequence[int] | None = None,
                 max_voxels: int = PERCENTILE_SAMPLE) -> tuple[float, float]:
-    """The ``low`` and ``high`` intensity percentiles of ``image`` (of the given slices, or of
-    evenly spread slices), from a deterministic sample of at most ``max_voxels`` voxels."""
-    depth = int(image.shape[0])
-    zs = list(slices) if slices is not None else list(range(depth))
-    plane = int(np.prod(image.shape[1:]))
-    n = max(1, min(len(zs), max_voxels // max(plane, 1)))
-    pick = [zs[int(i)] for i in np.linspace(0, len(zs) - 1, n).round().astype(int)]
-    step = max(1, int(math.ceil(math.sqrt(plane * len(pick) / max_voxels))))
-    sample = np.concatenate([np.asarray(image[z, ::step, ::step]).ravel() for z in sorted(set(pick))])
+    """The ``low`` and ``high`` intensity percentiles of ``image``, from a deterministic sample
+    of at most about ``max_voxels`` voxels: of the given slices (strided), or of the whole
+    volume (all of it when small, else chunk-aligned boxes spread evenly through it, so a
+    sharded volume of terabytes is read only where sampled)."""
+    shape = tuple(int(n) for n in image.shape)
+    if slices is not None:
+        zs = list(slices)
+        plane = int(np.prod(shape[1:]))
+        n = max(1, min(len(zs), max_voxels // max(plane, 1)))
+        pick = sorted({zs[int(i)] for i in np.linspace(0, len(zs) - 1, n).round().astype(int)})
+        step = max(1, int(math.ceil(math.sqrt(plane * len(pick) / max_voxels))))
+        sample = np.concatenate([np.asarray(image[z, ::step, ::step]).ravel() for z in pick])
+    elif int(np.prod(shape)) <= max_voxels:
+        sample = np.asarray(image[...]).ravel()
+    else:
+        chunks = getattr(image, "chunks", None) or (64, 256, 256)
+        box = [max(1, min(int(c), n)) for c, n in zip(chunks, shape)]
+        while int(np.prod(box)) > max_voxels // 8:  # at least 8 boxes
+            a = int(np.argmax(box))
+            box[a] = max(1, box[a] // 2)
+        per_axis = max(1, int(round((max_voxels / int(np.prod(box))) ** (1 / 3))))
+        starts = [sorted({int(p) // b * b for p in np.linspace(0, n - b, min(per_axis, max(1, n // b)))})
+                  for n, b in zip(shape, box)]
+        sample = np.concatenate([np.asarray(image[z:z + box[0], y:y + box[1], x:x + box[2]]).ravel()
+                                 for z in starts[0] for y in starts[1] for x in starts[2]])
     lo, hi = np.percentile(sample.astype(np.float64), [low, high])
     if not hi > lo:
         hi = lo + 1.0

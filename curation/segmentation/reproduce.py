@@ -1,4 +1,7 @@
-"""Is a recomputed prediction the same as the stored one? And if not, where does it differ?
+"""What a prediction depends on, and whether a recomputation gives the same bytes.
+
+:class:`PredictionParameters` is the record a prediction's lineage stores: everything its
+bytes depend on besides the image and the model files.
 
 :func:`compare_arrays` reads two arrays of the same shape slab by slab (never a whole volume
 in memory) and returns a :class:`Comparison`: bit-identical or not; on a mismatch, how many
@@ -17,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import SegmentationError
+from .card import Sha256
 
 #: bioimage.io's default reproducibility tolerance
 RTOL = 1e-3
@@ -26,8 +30,49 @@ PPM = 100.0
 MAX_SLICES = 64
 
 
+PARAMETERS_SCHEMA_VERSION = "1.0.0"
+
+
+class PredictionParameters(BaseModel):
+    """Everything a prediction's bytes depend on besides the image and the model files."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    schema_version: Literal["1.0.0"] = PARAMETERS_SCHEMA_VERSION
+    model: str
+    """``MODEL@vN`` (or the model's name when it has no version yet)."""
+    weights_sha256: Sha256
+    architecture_sha256: Sha256
+    pipeline: str
+    shape: tuple[int, int, int]
+    voxel_size_nm: tuple[float, float, float]
+    factors: tuple[float, float, float]
+    model_voxel_size_nm: tuple[float, float, float]
+    normalization: tuple[float, float] | None
+    normalization_reference: Literal["input", "training"]
+    tri_axis: bool
+    views: list[Literal["z", "y", "x"]]
+    combine: Literal["mean", "vote"]
+    threshold: float
+    tile: list[int]
+    halo: int
+    overlap: int
+    batch: int
+    block_shape: tuple[int, int, int]
+    device: str
+    precision: Literal["fp32", "bf16", "fp16"]
+    threads: int
+    torch: str
+    curation_commit: str | None
+
+    @property
+    def deterministic(self) -> bool:
+        """CPU results repeat bit for bit for the same thread count; GPU results need not."""
+        return self.device == "cpu"
+
+
 class SliceDifference(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     z: int
     voxels: int
@@ -36,7 +81,7 @@ class SliceDifference(BaseModel):
 class Comparison(BaseModel):
     """The outcome of comparing a recomputed array with the stored one."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     schema_version: Literal["1.0.0"] = "1.0.0"
     mode: Literal["exact", "tolerance"]

@@ -1,6 +1,7 @@
 """JSON Schemas of the segmentation records: ``pipeline.schema.json`` (a segmentation
-pipeline, ``pipelines/*.yaml``) and ``model_card.schema.json`` (the ``config.curation``
-section of a model package's ``rdf.yaml``)."""
+pipeline, ``pipelines/*.yaml``), ``model_card.schema.json`` (the ``config.curation``
+section of a model package's ``rdf.yaml``), ``prediction_parameters.schema.json`` (what a
+prediction's lineage records) and ``reproduction.schema.json`` (a reproduction check)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..records import Result, notneeded, ok
 from .card import CARD_SCHEMA_VERSION, ModelCard
 from .pipeline import SCHEMA_VERSION as PIPELINE_SCHEMA_VERSION
 from .pipeline import SegmentationPipeline
+from .reproduce import PARAMETERS_SCHEMA_VERSION, Comparison, PredictionParameters
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE = "https://curation.example.org/schemas"
@@ -23,6 +25,9 @@ BASE = "https://curation.example.org/schemas"
 SCHEMAS: dict[str, tuple[type[BaseModel], str, str]] = {
     "pipeline.schema.json": (SegmentationPipeline, PIPELINE_SCHEMA_VERSION, "Segmentation pipeline"),
     "model_card.schema.json": (ModelCard, CARD_SCHEMA_VERSION, "Segmentation model card"),
+    "prediction_parameters.schema.json": (PredictionParameters, PARAMETERS_SCHEMA_VERSION,
+                                          "Parameters of a segmentation prediction"),
+    "reproduction.schema.json": (Comparison, "1.0.0", "Comparison of a recomputed prediction with the stored one"),
 }
 
 

@@ -21,55 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
-
 from ..errors import ModelIntegrityError, SegmentationError
-from .card import Sha256, code_commit
+from .card import code_commit
 from .data import percentiles
 from .inference import Block, BlockwiseSummary, InferencePlan, plan_inference, predict_blockwise
 from .package import LoadedModel
-from .reproduce import Comparison, compare_arrays
-
-PARAMETERS_SCHEMA_VERSION = "1.0.0"
-
-
-class PredictionParameters(BaseModel):
-    """Everything a prediction's bytes depend on besides the image and the model files."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    schema_version: Literal["1.0.0"] = PARAMETERS_SCHEMA_VERSION
-    model: str
-    """``MODEL@vN`` (or the model's name when it has no version yet)."""
-    weights_sha256: Sha256
-    architecture_sha256: Sha256
-    pipeline: str
-    shape: tuple[int, int, int]
-    voxel_size_nm: tuple[float, float, float]
-    factors: tuple[float, float, float]
-    model_voxel_size_nm: tuple[float, float, float]
-    normalization: tuple[float, float] | None
-    normalization_reference: Literal["input", "training"]
-    tri_axis: bool
-    views: list[Literal["z", "y", "x"]]
-    combine: Literal["mean", "vote"]
-    threshold: float
-    tile: list[int]
-    halo: int
-    overlap: int
-    batch: int
-    block_shape: tuple[int, int, int]
-    device: str
-    precision: Literal["fp32", "bf16", "fp16"]
-    threads: int
-    torch: str
-    curation_commit: str | None
-
-    @property
-    def deterministic(self) -> bool:
-        """CPU results repeat bit for bit for the same thread count; GPU results need not."""
-        return self.device == "cpu"
-
+from .reproduce import Comparison, PredictionParameters, compare_arrays
 
 def _normalization(model: LoadedModel, image: Any) -> tuple[float, float] | None:
     norm = model.pipeline.normalization

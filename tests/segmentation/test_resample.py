@@ -62,3 +62,19 @@ def test_grid_factors_keep_slices_for_2d_networks():
     tap = tiny("nuclear-envelope-tap")
     assert grid_factors(tap, (8.0, 8.0, 8.0), tri_axis=True) == (1.0, 1.0, 1.0)
     assert grid_factors(tap, (4.0, 4.0, 4.0), tri_axis=True) == (2.0, 2.0, 2.0)
+
+
+def test_percentiles_sample_large_volumes_by_chunk_aligned_boxes():
+    import zarr
+
+    from curation.segmentation.data import percentiles
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 256, (32, 64, 64), dtype=np.uint8)
+    arr = zarr.create_array(zarr.storage.MemoryStore(), shape=data.shape, chunks=(8, 16, 16), dtype="uint8")
+    arr[:] = data
+    exact = tuple(np.percentile(data, [1, 99.5]))
+    assert percentiles(arr, 1, 99.5) == pytest.approx(exact)  # small: every voxel
+    sampled = percentiles(arr, 1, 99.5, max_voxels=20000)
+    assert sampled == pytest.approx(exact, abs=3)
+    assert percentiles(arr, 1, 99.5, max_voxels=20000) == sampled  # deterministic
