@@ -228,7 +228,8 @@ def rdf_dict(card: ModelCard, call: str, test_shape: tuple[int, ...], *, license
 
 
 def _write_cover(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    """Input (middle channel or slice) beside it with the probability in magenta."""
+    """Input (middle channel or slice) beside it with the foreground in magenta (opaque as
+    the probability rises from 0.5 to 1)."""
     import imageio.v3 as iio
 
     img = x[0, x.shape[1] // 2] if x.ndim == 4 else x[0, 0, x.shape[2] // 2]
@@ -236,7 +237,7 @@ def _write_cover(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     lo, hi = np.percentile(img, [1, 99.5])
     g = np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
     left = np.stack([g, g, g], axis=-1)
-    a = prob[..., None] * 0.6
+    a = np.clip(2 * prob[..., None] - 1, 0, 1) * 0.7
     right = left * (1 - a) + a * np.array([1.0, 0.0, 1.0])
     iio.imwrite(path, (np.concatenate([left, right], axis=1) * 255).round().astype(np.uint8))
 

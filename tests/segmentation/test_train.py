@@ -169,3 +169,14 @@ def test_a_slower_machine_shortens_the_plan_and_the_replay_follows(phantom, spar
     replay = train(p, phantom[0], sparse_envelope, ANNOTATED, VS, plan=result.plan, threads=result.threads)
     assert replay.iterations == result.iterations
     assert all(torch.equal(result.state_dict[k], replay.state_dict[k]) for k in result.state_dict)
+
+
+def test_two_and_a_half_d_training_on_resampled_data(phantom, sparse_envelope):
+    image, _, _ = phantom
+    p = tiny("mitochondria-2d", **{"architecture.dims": "2.5d", "architecture.context_slices": 1,
+                                    "target.foreground": "nonzero",
+                                    "resampling.voxel_size_nm": {"z": 8.0, "y": 8.0, "x": 8.0}})
+    result = train(p, image, sparse_envelope, ANNOTATED, (8.0, 4.0, 4.0))  # in-plane 4 nm: binned 2x
+    assert result.factors == (1.0, 2.0, 2.0) and result.model_voxel_size_nm == (8.0, 8.0, 8.0)
+    assert result.sample.shape[0] == 3  # the slice and one neighbour on each side
+    assert result.history[-1].dice is not None
