@@ -71,7 +71,7 @@ class WrittenPackage:
 
 
 def write_package(directory: str | Path, result: Any, *, name: str, source: DataSource, annotated_slices: list[int],
-                  shape: tuple[int, int, int], started: str, description: str | None = None,
+                  shape: tuple[int, int, int], started: str | None = None, description: str | None = None,
                   creator: str | None = None, version: int | None = None, parent: ParentModel | None = None,
                   license: str = DEFAULT_LICENSE, validate: bool = True) -> WrittenPackage:
     """Write a :class:`~curation.segmentation.train.TrainingResult` as a package in the new
@@ -103,7 +103,8 @@ def write_package(directory: str | Path, result: Any, *, name: str, source: Data
         if parent is None and getattr(result, "parent", None):
             parent = ParentModel.model_validate(result.parent)
         card = card_from_training(result, name=name, source=source, files=files, annotated_slices=annotated_slices,
-                                  shape=shape, started=started, finished=now_iso(), description=description,
+                                  shape=shape, started=started or result.started_at,
+                                  finished=getattr(result, "finished_at", "") or now_iso(), description=description,
                                   creator=creator, version=version, parent=parent)
         _write_cover(stage / COVER, test_in, test_out)
         (stage / README).write_text(readme(card), encoding="utf-8")

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from ..errors import SegmentationError, TrainingDataError
 from .architectures import build_network
 from .augment import PatchSampler
+from .card import now_iso
 from .data import Material, Slab, model_voxel_size, prepare
 from .inference import InferencePlan, Predictor, predict_model_region
 from .metrics import dice
@@ -98,6 +99,8 @@ class TrainingResult:
     parent: dict[str, Any] | None = None
     calibration_s_per_iteration: float | None = None
     sample: np.ndarray | None = field(default=None, repr=False)  # raw model-grid input from the training data
+    started_at: str = ""  # ISO 8601, UTC
+    finished_at: str = ""
 
 
 @contextlib.contextmanager
@@ -177,6 +180,7 @@ def train(pipeline: SegmentationPipeline, image: Any, labels: Any, annotated: Se
     to repeat it bit for bit.
     """
     started = time.perf_counter()
+    started_at = now_iso()
     cfg = pipeline.training
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -231,6 +235,7 @@ def train(pipeline: SegmentationPipeline, image: Any, labels: Any, annotated: Se
     result.model_voxel_size_nm = model_voxel_size(voxel_size_nm, material.factors)
     result.sample = _raw_sample(material)
     result.seconds = time.perf_counter() - started
+    result.started_at, result.finished_at = started_at, now_iso()
     return result
 
 
