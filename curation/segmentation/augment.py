@@ -39,7 +39,7 @@ class PatchSampler:
         if self.three_d:
             self.crop = (self.crop[0] if warp and self.aug.elastic is not None else self.patch[0],) + self.crop[1:]
         self.slabs = [self._pad(s) for s in slabs if s.annotated.size]
-        counts = np.array([s.annotated.shape[0] for s in self.slabs], dtype=np.float64)
+        counts = np.array([float(s.weight.sum()) for s in self.slabs], dtype=np.float64)  # annotated voxels
         self.p_slab = counts / counts.sum()
 
     def _pad(self, s: Slab) -> Slab:
