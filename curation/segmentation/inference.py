@@ -424,22 +424,40 @@ def predict_blockwise(plan: InferencePlan, predictor: Predictor, image, probabil
                       on_block: Callable[[int, int, Block], None] | None = None) -> BlockwiseSummary:
     """Run ``blocks`` (default: all) in order, writing uint8 probability, the thresholded
     prediction and (when ``views`` maps axis names to arrays) each view's probability.
-    ``on_block(done, total, block)`` is called after each block is written."""
+
+    A block's outputs are written by a background thread while the next block computes (at
+    most one block waits to be written, so memory stays at two blocks). ``on_block(done,
+    total, block)`` is called, in order, once a block is written."""
+    from concurrent.futures import ThreadPoolExecutor
+
     todo = list(plan.blocks() if blocks is None else blocks)
     keep = bool(views) or (plan.pipeline.inference.combine == "vote" and len(plan.views) == 3)
     t0 = time.perf_counter()
     tiles0, fwd0 = predictor.stats.tiles, predictor.stats.forward_seconds
     voxels = 0
-    for n, block in enumerate(todo, 1):
-        bp = predict_block(plan, predictor, image, block, keep_views=keep)
-        probability[block] = probability_uint8(bp.probability)
-        if prediction is not None:
-            prediction[block] = threshold(bp, plan)
-        for name, target in (views or {}).items():
-            target[block] = probability_uint8(bp.views[name])  # type: ignore[index]
-        voxels += int(np.prod([s.stop - s.start for s in block]))
-        if on_block is not None:
-            on_block(n, len(todo), block)
+
+    def write(block: Block, outputs: list[tuple[object, np.ndarray]]) -> None:
+        for target, data in outputs:
+            target[block] = data  # type: ignore[index]
+
+    pending = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="curation-write") as writer:
+        for n, block in enumerate(todo, 1):
+            bp = predict_block(plan, predictor, image, block, keep_views=keep)
+            outputs = [(probability, probability_uint8(bp.probability))]
+            if prediction is not None:
+                outputs.append((prediction, threshold(bp, plan)))
+            outputs += [(target, probability_uint8(bp.views[name])) for name, target in (views or {}).items()]
+            if pending is not None:
+                pending[0].result()  # raises a write error here, in order
+                if on_block is not None:
+                    on_block(*pending[1:])
+            pending = (writer.submit(write, block, outputs), n, len(todo), block)
+            voxels += int(np.prod([s.stop - s.start for s in block]))
+        if pending is not None:
+            pending[0].result()
+            if on_block is not None:
+                on_block(*pending[1:])
     return BlockwiseSummary(len(todo), voxels, time.perf_counter() - t0, predictor.stats.tiles - tiles0,
                             predictor.stats.forward_seconds - fwd0)
 
