@@ -220,3 +220,22 @@ class ForbiddenError(WebError, PermissionError):
 
 class RequestTooLargeError(WebError, ValueError):
     """A request body larger than the server accepts."""
+
+
+# --- segmentation ---------------------------------------------------------------------------
+
+
+class SegmentationError(CurationError, ValueError):
+    """A segmentation input (volume, labels, slices, parameters) cannot work as given."""
+
+
+class TrainingDataError(SegmentationError):
+    """The ground truth cannot train a model: no annotated voxels, shapes differ, too few slices."""
+
+
+class ModelPackageError(SegmentationError):
+    """A model package is incomplete or its card disagrees with its files."""
+
+
+class ModelIntegrityError(ModelPackageError):
+    """A model file does not match its recorded sha256, or holds more than tensors (a pickle)."""

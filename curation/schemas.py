@@ -24,6 +24,11 @@ def generators() -> dict[str, Callable[[], dict[str, Any]]]:
     out: dict[str, Callable[[], dict[str, Any]]] = {SCHEMA_FILENAME: schema_dict}
     for name in RECORD_SCHEMAS:
         out[name] = lambda name=name: record_schema(name)
+    from .segmentation.schemas import SCHEMAS as SEGMENTATION_SCHEMAS
+    from .segmentation.schemas import schema_dict as segmentation_schema
+
+    for name in SEGMENTATION_SCHEMAS:
+        out[name] = lambda name=name: segmentation_schema(name)
     return out
 
 
