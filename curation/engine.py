@@ -93,9 +93,14 @@ class Engine:
             return self
         try:
             if self.scheduler in ("local", "threads"):
+                # memory_limit=0: an in-process worker's RSS is the host process's RSS
+                # (a test runner's or a server's own memory, the file-backed pages of a
+                # memory-mapped source), so Dask's pause/spill thresholds would fire on
+                # memory the job does not hold and pause the worker forever. The cap is
+                # enforced by planning concurrency x task memory (plan_concurrency).
                 cluster = LocalCluster(
                     processes=False, n_workers=1, threads_per_worker=self.concurrency,
-                    memory_limit=self.memory_limit, dashboard_address=None,
+                    memory_limit=0, dashboard_address=None,
                 )
             elif self.scheduler == "processes":
                 cluster = LocalCluster(
