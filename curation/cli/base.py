@@ -76,6 +76,11 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise SystemExit(3) from None
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except MemoryError:
+            path = _log_traceback()
+            click.echo("error: the command ran out of memory; check that the input is what you meant, or "
+                       f"run it on a machine with more memory (details in {path})", err=True)
+            raise SystemExit(1) from None
         except Exception as exc:  # a bug: keep the traceback, show one line
             path = _log_traceback()
             click.echo(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "

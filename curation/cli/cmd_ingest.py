@@ -1,5 +1,6 @@
 import click
 
+from . import params
 from .base import handle_errors, json_option, render
 from .progress import progress_bar
 
@@ -25,7 +26,7 @@ def _shape(text):
               "RAM, at most 1 GiB + 512 MiB per core).")
 @click.option("--resume/--restart", default=True, show_default=True,
               help="Continue an interrupted ingest of the same sources, or start over.")
-@click.option("--wait", "wait", type=float, default=0, help="Seconds to wait for another writer's lock.")
+@click.option("--wait", "wait", type=params.WAIT, default=0, help="Seconds to wait for another writer's lock.")
 @click.option("--keep-raw", is_flag=True, help="Also keep a copy of the raw files in the archive (annexed).")
 @click.option("--chunk", help="Inner chunk shape z,y,x (default 64,64,64).")
 @click.option("--shard", help="Shard shape z,y,x (default: 128 MiB shards, e.g. 512,512,512 for uint8).")
