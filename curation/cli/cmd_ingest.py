@@ -5,15 +5,16 @@ from .base import handle_errors, json_option, render
 from .progress import progress_bar
 
 
-def _shape(text):
+def _shape(text, option="--chunk"):
     if text is None:
         return None
     try:
         parts = tuple(int(p) for p in text.replace("x", ",").split(","))
     except ValueError:
-        raise click.BadParameter(f"give three integers z,y,x (found {text[:40]!r})") from None
+        raise click.BadParameter(f"give three integers z,y,x (found {text[:40]!r})", param_hint=option) from None
     if len(parts) != 3 or not all(0 < p <= 1 << 20 for p in parts):
-        raise click.BadParameter("give three integers z,y,x")
+        raise click.BadParameter(f"give three integers z,y,x, each 1..{1 << 20} (found {text[:40]!r})",
+                                 param_hint=option)
     return parts
 
 
@@ -48,7 +49,7 @@ def command(archive, sources, metadata, name, scheduler, memory_limit, resume, w
         opts = WriteOptions(scheduler=scheduler, memory_limit=memory_limit, restart=not resume,
                             lock_timeout=wait, progress=cb)
         records = ingest(archive, list(sources), metadata, name=name, keep_raw=keep_raw, chunk=_shape(chunk),
-                         shard=_shape(shard), options=opts, follow_symlinks=follow_symlinks)
+                         shard=_shape(shard, "--shard"), options=opts, follow_symlinks=follow_symlinks)
 
     def text(r):
         if r.action != "ingest":
