@@ -260,7 +260,7 @@ def _check_tiff_slice(path: Path, where: Path) -> None:
         return
     if pages > 1:
         raise StackError(
-            f"slice {path.name!r} is a multi-page TIFF of {pages} pages", path=where,
+            f"slice {path.name!r} is a multi-page TIFF of {pages} pages (a 3D stack)", path=where,
             expected="one 2D image per slice file", found=f"{pages} pages",
             hint="ingest a multi-page file on its own, not inside a folder of slices",
         )
