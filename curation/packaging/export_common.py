@@ -177,8 +177,8 @@ def staged_output(out: Path) -> Iterator[Path]:
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.p{os.getpid()}.", suffix=".partial", dir=out.parent))
     except OSError as exc:
-        raise PackagingError(f"cannot write beside the output folder: {exc.strerror or exc}", path=out.parent,
-                             field="--out", expected="a writable folder") from None
+        raise PackagingError(f"cannot write beside the output folder, in {out.parent}: {exc.strerror or exc}",
+                             path=out, field="--out", hint="give a folder on a writable file system") from None
     try:
         yield tmp
         if out.exists():
