@@ -50,6 +50,13 @@ def _options():
     return deco
 
 
+def _shown(text) -> str:
+    """An annotator id as printed: control characters escaped (a stored id cannot clear the screen)."""
+    from ..safeload import escape
+
+    return escape(str(text))
+
+
 def _write_text(r) -> str:
     d = r.data
     if r.action == "recover" or "tag" not in d:
@@ -59,7 +66,7 @@ def _write_text(r) -> str:
     for s in d.get("annotators", []) or []:
         flag = "  FLAGGED: " + "; ".join(s.get("reasons", [])) if s.get("flagged") else ""
         dice = s.get("dice")
-        lines.append(f"  {s['annotator']:20} Dice {dice if dice is None else f'{dice:.3f}'}{flag}")
+        lines.append(f"  {_shown(s['annotator']):20} Dice {dice if dice is None else f'{dice:.3f}'}{flag}")
     return "\n".join(lines)
 
 
@@ -166,7 +173,7 @@ def _show_text(r) -> str:
     consensus = d["lineage"].get("consensus") or {}
     for s in consensus.get("annotators", []):
         dice = s.get("dice")
-        lines.append(f"  annotator        {s['annotator']:20} Dice {'-' if dice is None else f'{dice:.3f}'}"
+        lines.append(f"  annotator        {_shown(s['annotator']):20} Dice {'-' if dice is None else f'{dice:.3f}'}"
                      + ("  FLAGGED" if s.get("flagged") else ""))
     return "\n".join(lines)
 

@@ -40,7 +40,6 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ImmutableError, LabelError
-from ..safeload import escape
 from ..omezarr import checksum as cks
 from ..omezarr.layout import plan_pyramid
 from ..omezarr.ngff import multiscales
@@ -114,7 +113,7 @@ def parse_names(names: Mapping[int, str] | Iterable[str] | None, field: str = "-
                              found=f"{key}={out[key]} and {key}={v}")
         if not str(v).isprintable():
             raise LabelError("a label name holds control characters", field=field, expected="printable text",
-                             found=f"{key}={escape(str(v))}")
+                             found=f"{key}={v}")  # shown through repr: escaped
         out[key] = str(v)
     return dict(sorted(out.items()))
 
