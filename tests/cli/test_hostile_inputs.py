@@ -88,3 +88,33 @@ def test_package_removes_its_own_partial_leftovers(ws, tmp_path):
     assert alive.exists() and other.exists()
     assert res.exit_code in (0, 1), res.output
     assert "unexpected" not in res.output
+
+
+def test_library_warnings_go_to_the_log_when_a_command_fails():
+    import warnings
+
+    import click
+
+    from curation.errors import SourceError
+
+    @click.command()
+    @click.option("--fail", is_flag=True)
+    @handle_errors
+    def noisy(fail):
+        warnings.warn("TiffPage 0: incorrect StripByteCounts count", UserWarning, stacklevel=1)
+        if fail:
+            raise SourceError("cannot be read", path="x.tif")
+        click.echo("done")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        res = CliRunner().invoke(noisy, ["--fail"])
+        lines = res.stderr.strip().splitlines()
+        assert res.exit_code == 1 and len(lines) == 1, res.stderr
+        assert lines[0].startswith("error: x.tif: cannot be read [1 library warning in ")
+        log = Path(lines[0].rsplit(" in ", 1)[1].rstrip("]"))
+        assert "incorrect StripByteCounts count" in log.read_text()
+        log.unlink()
+    with pytest.warns(UserWarning, match="StripByteCounts"):  # shown after a command that worked
+        ok = CliRunner().invoke(noisy, [])
+    assert ok.exit_code == 0
