@@ -115,7 +115,8 @@ def import_(archive, name, source, layer, slices, numbering, replace, kind, note
 @click.argument("annotations", type=click.Path(exists=True))
 @click.option("--layer", required=True, help="Layer to store the consensus in (its next version).")
 @click.option("--method", type=click.Choice(["majority", "staple", "cria"]), default="majority", show_default=True)
-@click.option("--band-width-nm", type=params.LENGTH_NM, help="cria: draw the consensus as an envelope band this wide (nm).")
+@click.option("--band-width-nm", type=params.LENGTH_NM,
+              help="cria: draw the consensus as an envelope band this wide (nm).")
 @click.option("--polyline-mode", type=click.Choice(["fill", "trace"]),
               help="majority/staple on polylines: fill the outlines (default) or draw the traces.")
 @click.option("--width-px", type=params.WIDTH_PX, help="Trace width in pixels for --polyline-mode trace.")
