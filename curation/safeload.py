@@ -23,8 +23,8 @@ from typing import Any
 from .errors import CurationError
 from .safeyaml import MAX_DEPTH, load_yaml, read_yaml
 
-__all__ = ["MAX_DEPTH", "MAX_JSON_BYTES", "MAX_INT_DIGITS", "guard", "load_json", "read_json", "load_yaml",
-           "read_yaml", "read_text", "read_csv", "refuse"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "MAX_JSON_BYTES", "escape", "guard", "load_json", "load_yaml", "read_csv",
+           "read_json", "read_text", "read_yaml"]
 
 #: a JSON document larger than this is refused before parsing
 MAX_JSON_BYTES = 64 * 1024 * 1024
@@ -32,12 +32,6 @@ MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_INT_DIGITS = 30
 #: csv's own limit on one field; a longer field is refused with its row
 MAX_CSV_FIELD = 131072
-
-
-def refuse(error: type[CurationError], message: str, *, path: str | Path | None = None, field: str | None = None,
-           expected: Any = None, found: Any = None, hint: str | None = None) -> CurationError:
-    """The one-line refusal: file, field, what was expected, what was found (``raise refuse(...)``)."""
-    return error(message, path=path, field=field, expected=expected, found=found, hint=hint)
 
 
 def escape(text: str, limit: int = 80) -> str:

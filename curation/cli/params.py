@@ -27,9 +27,6 @@ class Bounded(click.ParamType):
         from ..checks import number
         from ..errors import OptionError
 
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == self.minimum \
-                and self.inclusive_min:
-            return int(value) if self.integer else float(value)
         field = param.opts[0] if param is not None and param.opts else "value"
         try:
             x = number(value, field=field, minimum=self.minimum, maximum=self.maximum,
