@@ -102,6 +102,12 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             _replay(caught)
             raise
+        except OSError as exc:  # the file system refused (permissions, a full disk, /proc): not a bug
+            path = _log_traceback()
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}the file system refused: {exc.strerror or exc} "
+                       f"(details in {path}){_log_warnings(caught)}", err=True)
+            raise SystemExit(1) from None
         except MemoryError:
             path = _log_traceback()
             click.echo("error: the command ran out of memory; check that the input is what you meant, or "

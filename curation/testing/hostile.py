@@ -218,6 +218,10 @@ CASES: list[Case] = [
     Case("csv-huge-field", _aggregate("longfield.csv", _CSV_HEAD + "u1,0," + "t" * 200_000 + ",1,1\n"),
          r"longfield\.csv: row 2: a field is too long .*131072"),
     Case("zarr-pickle-codec", _pickle_zarr, r"pickle\.zarr/0: codec: the label array uses the pickle codec"),
+    Case("preview-out-proc", lambda ws: ["preview", str(ws.archive), NAME, "--out", "/proc/curation-x"],
+         r"^error: /proc/curation-x: the file system refused: No such file or directory"),
+    Case("init-in-proc", lambda ws: ["init", "/proc/curation-x"],
+         r"^error: /proc/curation-x: the file system refused"),
     Case("package-out-proc", _package(out="/proc/curation-x"), r"--out: cannot (write beside|use) the output folder"),
     # inputs that should be refused
     Case("doi-traversal", _package("--doi", "../../x"), r"--doi: not a DOI \(expected '10\.NNNN/suffix"),
@@ -285,7 +289,7 @@ def verdict(case: Case, out: Outcome) -> str:
         return "unexpected"
     if out.exit_code == 0:
         return "accepted"
-    if out.exit_code != case.exit_code or not re.search(case.expect, text):
+    if out.exit_code != case.exit_code or not re.search(case.expect, text, re.MULTILINE):
         return "wrong"
     if case.exit_code == 1:
         lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
