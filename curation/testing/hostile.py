@@ -206,6 +206,13 @@ CASES: list[Case] = [
          r"inf\.json: study\.x: a number out of range .*finite number.*1e400"),
     Case("json-nan", _metadata_check("nan.json", '{"study": {"x": NaN}}'),
          r"nan\.json: study\.x: a number out of range"),
+    Case("paint-edit-deep", lambda ws: ["labels", "paint", str(ws.archive), NAME,
+                                        str(_write(ws, "deep_edit.json", _DEEP_JSON))],
+         r"deep_edit\.json: .*nests too deeply"),
+    Case("paint-edit-huge-radius", lambda ws: ["labels", "paint", str(ws.archive), NAME, str(_write(
+        ws, "radius_edit.json", '{"base": "mito@v1", "strokes": [{"plane": "xy", "index": 0, "value": 1, '
+        '"radius": ' + "9" * 400 + ', "points": [[1, 1]]}]}'))],
+         r"radius_edit\.json: strokes\.0\.radius: a number out of range"),
     Case("polyline-json-deep", _aggregate("deep_traces.json", _DEEP_JSON), r"deep_traces\.json: .*nests too deeply"),
     Case("polyline-json-1e400", _aggregate("inf_traces.json", '{"format": "curation-polylines/1", "slice_shape": '
                                            '[32, 32], "annotations": [{"annotator": "u", "slice": 1e400}]}'),
