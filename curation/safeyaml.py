@@ -126,6 +126,16 @@ def _construct_float(loader: BoundedLoader, node: Any) -> Any:
     return value
 
 
+def _construct_timestamp(loader: BoundedLoader, node: Any) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError) as exc:
+        raise Refused(f"not a valid date: {str(node.value)[:40]!r}, {exc} (line {node.start_mark.line + 1})",
+                      "write the date as YYYY-MM-DD, or quote it to keep it as text",
+                      node.start_mark.line + 1) from None
+
+
+BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 BoundedLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 BoundedLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 

@@ -197,6 +197,8 @@ CASES: list[Case] = [
          r"huge\.yaml: the metadata file is too large"),
     Case("yaml-deep-nesting", _metadata_check("deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n"),
          r"deep\.yaml: the document nests deeper than 64 levels"),
+    Case("yaml-impossible-date", _metadata_check("date.yaml", "study:\n  release: 2024-13-45\n"),
+         r"date\.yaml: not a valid date: '2024-13-45', month must be in 1\.\.12 \(line 2\)"),
     Case("json-deep-nesting", _metadata_check("deep.json", _DEEP_JSON), r"deep\.json: .*nests too deeply"),
     Case("json-5000-digit-int", _metadata_check("bigint.json", '{"study": {"x": ' + "9" * 5000 + "}}"),
          r"bigint\.json: study\.x: a number out of range .*30 digits"),
