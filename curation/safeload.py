@@ -16,6 +16,8 @@ import csv
 import io
 import json
 import math
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from .errors import CurationError
 from .safeyaml import MAX_DEPTH, load_yaml, read_yaml
 
 __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "MAX_JSON_BYTES", "escape", "guard", "load_json", "load_yaml", "read_csv",
-           "read_json", "read_text", "read_yaml"]
+           "read_json", "read_text", "read_yaml", "require_regular"]
 
 #: a JSON document larger than this is refused before parsing
 MAX_JSON_BYTES = 64 * 1024 * 1024
@@ -125,7 +127,22 @@ def read_json(path: str | Path, *, error: type[CurationError] = CurationError, m
                      max_bytes=max_bytes)
 
 
+def require_regular(path: str | Path, error: type[CurationError], what: str = "file") -> os.stat_result:
+    """``os.stat`` of ``path``, refusing a folder, a named pipe or a device (reading one would
+    block or never end) as ``error`` naming it."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise error(f"cannot read the {what}: {exc.strerror or exc}", path=path) from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a named pipe" if stat.S_ISFIFO(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device")
+        raise error(f"is {kind}, not a regular file", path=path, expected=f"a {what}", found=kind)
+    return st
+
+
 def _read_bytes(path: Path, error: type[CurationError], max_bytes: int, what: str) -> bytes:
+    require_regular(path, error, what)
     try:
         size = path.stat().st_size
         if size > max_bytes:

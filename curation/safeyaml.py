@@ -13,6 +13,7 @@ every problem is reported as one line naming the file (and the line).
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,9 @@ def read_yaml(path: str | Path, *, error: type[CurationError] = CurationError,
     """:func:`load_yaml` of a file, refusing it before reading when it is too large."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise error("is not a regular file (a folder, a named pipe or a device)", path=path,
+                        expected="a YAML file")
         size = path.stat().st_size
         if size > max_bytes:
             raise error("the YAML file is too large", path=path, expected=f"at most {max_bytes} bytes",

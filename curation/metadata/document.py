@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel
 
 from curation.errors import MetadataError
-from curation.safeload import load_json
+from curation.safeload import load_json, require_regular
 from curation.safeyaml import BoundedLoader, Refused
 
 #: a metadata document larger than this is refused before parsing (real ones are a few KB)
@@ -55,6 +55,7 @@ def read_document(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[st
     not valid YAML/JSON, or its top level is not a mapping.
     """
     p = Path(path)
+    require_regular(p, MetadataError, "metadata file")
     try:
         size = p.stat().st_size
         if size > MAX_DOCUMENT_BYTES:

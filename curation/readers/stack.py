@@ -247,6 +247,7 @@ def outside_links(folder: str | Path, *, follow: bool = False) -> dict[str, str]
 def _check_tiff_slice(path: Path, where: Path) -> None:
     """Refuse a TIFF slice that is not one 2D image: several pages, or planes stored as the
     colour samples of one page (how tifffile saves a (3, y, x) array), saying which."""
+    require_file(path)  # a named pipe would block the read below
     if _kind(path) != "TIFF":
         return
     import tifffile

@@ -154,6 +154,21 @@ def _planar_slice(ws: Workspace) -> list[str]:
     return _ingest(folder, ws, "--name", "planar")
 
 
+def fifo_slice(ws: Workspace) -> list[str]:
+    """A slice folder where one slice is a named pipe (reading it would block forever)."""
+    folder = _slices(ws, "piped")
+    (folder / "slice_0002.tif").unlink()
+    os.mkfifo(folder / "slice_0002.tif")
+    return _ingest(folder, ws, "--name", "piped")
+
+
+def _fifo_metadata(ws: Workspace) -> list[str]:
+    fifo = ws.path("meta_pipe.yaml")
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    return ["metadata", "check", str(fifo)]
+
+
 def _pickle_zarr(ws: Workspace) -> list[str]:
     z = ws.path("pickle.zarr")
     (z / "0").mkdir(parents=True, exist_ok=True)
@@ -274,6 +289,7 @@ CASES: list[Case] = [
     Case("layer-differs-by-case", _labels_import("--layer", "MITO"),
          r"--layer: the layer name differs from an existing one only by case"),
     Case("layer-reserved", _labels_import("--layer", "NUL"), r"--layer: the layer name is a device name reserved"),
+    Case("named-pipe-metadata", _fifo_metadata, r"meta_pipe\.yaml: is a named pipe, not a regular file"),
     Case("multipage-tiff-slice", _multipage_slice, r"slice 'slice_0001\.tif' is a multi-page TIFF of 3 pages"),
     Case("planar-rgb-slice", _planar_slice,
          r"slice 'slice_0001\.tif' holds 3 planes stored as the colour samples of one page"),

@@ -37,6 +37,13 @@ def test_hostile_input_is_refused_in_one_line(case, ws):
     assert _clean(ws.archive) == ""
 
 
+def test_named_pipe_slice_is_refused_before_any_read(ws):
+    from curation.testing.hostile import Case, fifo_slice
+
+    case = Case("named-pipe-slice", fifo_slice, r"piped/slice_0002\.tif: is not a regular file")
+    assert verdict(case, run_inprocess(case, ws)) == "refused"
+
+
 def test_memory_error_is_one_line(capsys):
     import click
 
