@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -56,30 +57,66 @@ def default_text(r: Any) -> str:
     return f"{r.action}({status}):{path}{msg}"
 
 
+def _log_warnings(caught: list[warnings.WarningMessage]) -> str:
+    """Write library warnings caught during a failed command to a log; the note for its one line."""
+    if not caught:
+        return ""
+    fd, path = tempfile.mkstemp(prefix="curate-warnings-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        for w in caught:
+            fh.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line))
+    return f" [{len(caught)} library warning{'s' * (len(caught) != 1)} in {path}]"
+
+
+def _replay(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library exceptions into one-line messages and exit codes."""
+    """Turn library exceptions into one-line messages and exit codes.
+
+    Library warnings (tifffile, Dask ...) raised while the command runs are held back: a
+    command that succeeds shows them after its work, one that fails writes them to a log
+    named at the end of its one error line instead of printing them before it."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from ..errors import CurationError
 
         as_json = kwargs.get("as_json", False)
+        caught: list[warnings.WarningMessage] = []
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                result = fn(*args, **kwargs)
+            _replay(caught)
+            return result
         except CurationError as exc:
             if as_json:
                 click.echo(json.dumps({"status": "error", **exc.to_dict()}, indent=2, default=str))
-            click.echo(f"error: {exc.one_line()}", err=True)
+            click.echo(f"error: {exc.one_line()}{_log_warnings(caught)}", err=True)
             raise SystemExit(1) from None
         except KeyboardInterrupt:
             click.echo("interrupted; re-run the same command to resume where it stopped", err=True)
             raise SystemExit(3) from None
         except (click.exceptions.Exit, click.ClickException, SystemExit):
+            _replay(caught)
             raise
+        except OSError as exc:  # the file system refused (permissions, a full disk, /proc): not a bug
+            path = _log_traceback()
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}the file system refused: {exc.strerror or exc} "
+                       f"(details in {path}){_log_warnings(caught)}", err=True)
+            raise SystemExit(1) from None
+        except MemoryError:
+            path = _log_traceback()
+            click.echo("error: the command ran out of memory; check that the input is what you meant, or "
+                       f"run it on a machine with more memory (details in {path})", err=True)
+            raise SystemExit(1) from None
         except Exception as exc:  # a bug: keep the traceback, show one line
             path = _log_traceback()
             click.echo(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
-                       f"(traceback in {path})", err=True)
+                       f"(traceback in {path}){_log_warnings(caught)}", err=True)
             raise SystemExit(1) from None
 
     return wrapper

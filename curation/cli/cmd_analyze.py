@@ -2,6 +2,7 @@
 
 import click
 
+from . import params
 from .base import handle_errors, json_option, render
 
 PRESETS = ("nuclear-pore", "mitochondrion", "vesicle")  # curation.analysis.run.PRESETS (kept import-free)
@@ -27,7 +28,7 @@ def _text(r) -> str:
 @click.argument("archive", type=click.Path(exists=True, file_okay=False))
 @click.argument("name")
 @click.option("--layer", required=True, metavar="LAYER@vN", help="The label version whose objects are analysed.")
-@click.option("--min-size-nm3", type=float, help="Drop objects smaller than this volume (nm³).")
+@click.option("--min-size-nm3", type=params.VOLUME_NM3, help="Drop objects smaller than this volume (nm³).")
 @click.option("--within", metavar="LAYER@vN", help="Keep objects inside this layer's non-zero voxels (see --within-rule).")
 @click.option("--per", metavar="LAYER@vN",
               help="Group objects by the parents of this layer (its instance ids, or its connected components).")
@@ -39,11 +40,11 @@ def _text(r) -> str:
               help="Analyse only these label values (repeat); default every non-zero value.")
 @click.option("--within-rule", type=click.Choice(["majority", "any", "all"]),
               help="Inside means: at least half, any, or all of an object's voxels (default: the preset's, else majority).")
-@click.option("--within-margin-nm", type=float, help="Grow the --within layer by this distance first.")
+@click.option("--within-margin-nm", type=params.LENGTH_NM, help="Grow the --within layer by this distance first.")
 @click.option("--per-mode", type=click.Choice(["instances", "components"]),
               help="Parents are the --per layer's ids, or the connected components of its mask "
               "(default: ids for a layer of kind instances).")
-@click.option("--per-margin-nm", type=float, help="Objects this close to a parent belong to it.")
+@click.option("--per-margin-nm", type=params.LENGTH_NM, help="Objects this close to a parent belong to it.")
 @click.option("--surface", type=click.Choice(["mesh", "faces"]),
               help="Parent surface from a smoothed marching-cubes mesh (default) or a voxel-face count.")
 @click.option("--output", metavar="LAYER", help="Name of the instance layer written (default: LAYER-instances).")
@@ -51,7 +52,7 @@ def _text(r) -> str:
               help="Known values to compare with: count=37/0, diameter_nm=120/5%, density_per_um2=11/5%.")
 @click.option("--expect-source", metavar="TEXT", help="Where the --expect values come from (kept in the record).")
 @click.option("--note", default="", help="Free text kept in the record.")
-@click.option("--wait", type=float, default=0, help="Seconds to wait for another writer's lock.")
+@click.option("--wait", type=params.WAIT, default=0, help="Seconds to wait for another writer's lock.")
 @click.option("--scheduler", help="Dask scheduler address for writing the instance layer; default: a local cluster.")
 @json_option
 @handle_errors

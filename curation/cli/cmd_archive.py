@@ -1,5 +1,6 @@
 import click
 
+from . import params
 from .base import handle_errors, json_option, render
 
 
@@ -14,7 +15,7 @@ def command():
               help="RIA store URL (created when new); ria+ssh://HOST/PATH works too.")
 @click.option("--name", "sibling", default="ria", show_default=True, help="Name of the sibling in the archive.")
 @click.option("--alias", help="Alias of the archive in the store (default: the archive folder's name).")
-@click.option("--wait", type=float, default=0, help="Seconds to wait for another writer's lock.")
+@click.option("--wait", type=params.WAIT, default=0, help="Seconds to wait for another writer's lock.")
 @json_option
 @handle_errors
 def push_cmd(archive, to, sibling, alias, wait, as_json):

@@ -2,6 +2,7 @@
 
 import click
 
+from . import params
 from .base import handle_errors, json_option, render
 
 
@@ -28,7 +29,7 @@ def _text(r) -> str:
 @click.argument("name")
 @click.option("--prediction", required=True, metavar="LAYER@vN", help="The label version to score.")
 @click.option("--truth", required=True, metavar="LAYER@vM", help="The ground truth (only its annotated voxels count).")
-@click.option("--iou", "iou_threshold", type=float, default=0.5, show_default=True,
+@click.option("--iou", "iou_threshold", type=params.FRACTION, default=0.5, show_default=True,
               help="IoU at which a predicted object matches a true one (one-to-one).")
 @click.option("--binary", is_flag=True,
               help="Every non-zero value is one class (ground truth holding one id per object).")
@@ -36,7 +37,7 @@ def _text(r) -> str:
 @click.option("--connectivity", type=click.Choice(["6", "18", "26"]), default="26", show_default=True,
               help="Voxel neighbourhood that joins an object of a semantic layer.")
 @click.option("--note", default="", help="Free text kept in the record.")
-@click.option("--wait", type=float, default=0, help="Seconds to wait for another writer's lock.")
+@click.option("--wait", type=params.WAIT, default=0, help="Seconds to wait for another writer's lock.")
 @json_option
 @handle_errors
 def command(archive, name, prediction, truth, iou_threshold, binary, no_hausdorff, connectivity, note, wait, as_json):

@@ -1,15 +1,20 @@
 import click
 
+from . import params
 from .base import handle_errors, json_option, render
 from .progress import progress_bar
 
 
-def _shape(text):
+def _shape(text, option="--chunk"):
     if text is None:
         return None
-    parts = tuple(int(p) for p in text.replace("x", ",").split(","))
-    if len(parts) != 3:
-        raise click.BadParameter("give three integers z,y,x")
+    try:
+        parts = tuple(int(p) for p in text.replace("x", ",").split(","))
+    except ValueError:
+        raise click.BadParameter(f"give three integers z,y,x (found {text[:40]!r})", param_hint=option) from None
+    if len(parts) != 3 or not all(0 < p <= 1 << 20 for p in parts):
+        raise click.BadParameter(f"give three integers z,y,x, each 1..{1 << 20} (found {text[:40]!r})",
+                                 param_hint=option)
     return parts
 
 
@@ -25,15 +30,17 @@ def _shape(text):
               "RAM, at most 1 GiB + 512 MiB per core).")
 @click.option("--resume/--restart", default=True, show_default=True,
               help="Continue an interrupted ingest of the same sources, or start over.")
-@click.option("--wait", "wait", type=float, default=0, help="Seconds to wait for another writer's lock.")
+@click.option("--wait", "wait", type=params.WAIT, default=0, help="Seconds to wait for another writer's lock.")
+@click.option("--follow-symlinks", is_flag=True, help="Read slice files that are symbolic links out of their "
+              "folder (refused by default) and record where each one points in the ingest record.")
 @click.option("--keep-raw", is_flag=True, help="Also keep a copy of the raw files in the archive (annexed).")
 @click.option("--chunk", help="Inner chunk shape z,y,x (default 64,64,64).")
 @click.option("--shard", help="Shard shape z,y,x (default: 128 MiB shards, e.g. 512,512,512 for uint8).")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
 @json_option
 @handle_errors
-def command(archive, sources, metadata, name, scheduler, memory_limit, resume, wait, keep_raw, chunk, shard,
-            progress, as_json):
+def command(archive, sources, metadata, name, scheduler, memory_limit, resume, wait, follow_symlinks, keep_raw,
+            chunk, shard, progress, as_json):
     """Ingest SOURCES (a DM3/DM4 file, a TIFF, or a folder of slices) into ARCHIVE as OME-Zarr."""
     from ..repository.ingest import ingest
     from ..repository.pyramid import WriteOptions
@@ -42,7 +49,7 @@ def command(archive, sources, metadata, name, scheduler, memory_limit, resume, w
         opts = WriteOptions(scheduler=scheduler, memory_limit=memory_limit, restart=not resume,
                             lock_timeout=wait, progress=cb)
         records = ingest(archive, list(sources), metadata, name=name, keep_raw=keep_raw, chunk=_shape(chunk),
-                         shard=_shape(shard), options=opts)
+                         shard=_shape(shard, "--shard"), options=opts, follow_symlinks=follow_symlinks)
 
     def text(r):
         if r.action != "ingest":

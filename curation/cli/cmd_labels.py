@@ -4,6 +4,7 @@ import re
 
 import click
 
+from . import params
 from .base import handle_errors, json_option, render
 
 #: options that take several values in a row: ``--slices 3 7 12``, ``--names 1=mito 2=er``
@@ -35,7 +36,7 @@ class _GreedyCommand(click.Command):
 
 def _options():
     def deco(fn):
-        fn = click.option("--wait", type=float, default=0, help="Seconds to wait for another writer's lock.")(fn)
+        fn = click.option("--wait", type=params.WAIT, default=0, help="Seconds to wait for another writer's lock.")(fn)
         fn = click.option("--scheduler", help="Dask scheduler address; default: a local cluster.")(fn)
         fn = click.option("--parent", "parents", multiple=True, metavar="LAYER@vN",
                           help="Parent version(s). import: default the layer's latest version, which the new "
@@ -49,6 +50,13 @@ def _options():
     return deco
 
 
+def _shown(text) -> str:
+    """An annotator id as printed: control characters escaped (a stored id cannot clear the screen)."""
+    from ..safeload import escape
+
+    return escape(str(text))
+
+
 def _write_text(r) -> str:
     d = r.data
     if r.action == "recover" or "tag" not in d:
@@ -58,7 +66,7 @@ def _write_text(r) -> str:
     for s in d.get("annotators", []) or []:
         flag = "  FLAGGED: " + "; ".join(s.get("reasons", [])) if s.get("flagged") else ""
         dice = s.get("dice")
-        lines.append(f"  {s['annotator']:20} Dice {dice if dice is None else f'{dice:.3f}'}{flag}")
+        lines.append(f"  {_shown(s['annotator']):20} Dice {dice if dice is None else f'{dice:.3f}'}{flag}")
     return "\n".join(lines)
 
 
@@ -107,10 +115,11 @@ def import_(archive, name, source, layer, slices, numbering, replace, kind, note
 @click.argument("annotations", type=click.Path(exists=True))
 @click.option("--layer", required=True, help="Layer to store the consensus in (its next version).")
 @click.option("--method", type=click.Choice(["majority", "staple", "cria"]), default="majority", show_default=True)
-@click.option("--band-width-nm", type=float, help="cria: draw the consensus as an envelope band this wide.")
+@click.option("--band-width-nm", type=params.LENGTH_NM,
+              help="cria: draw the consensus as an envelope band this wide (nm).")
 @click.option("--polyline-mode", type=click.Choice(["fill", "trace"]),
               help="majority/staple on polylines: fill the outlines (default) or draw the traces.")
-@click.option("--width-px", type=float, help="Trace width in pixels for --polyline-mode trace.")
+@click.option("--width-px", type=params.WIDTH_PX, help="Trace width in pixels for --polyline-mode trace.")
 @click.option("--numbering", type=click.Choice(["source", "z", "z1"]),
               help="How numbers in mask file names map to slices (as for labels import).")
 @_options()
@@ -165,7 +174,7 @@ def _show_text(r) -> str:
     consensus = d["lineage"].get("consensus") or {}
     for s in consensus.get("annotators", []):
         dice = s.get("dice")
-        lines.append(f"  annotator        {s['annotator']:20} Dice {'-' if dice is None else f'{dice:.3f}'}"
+        lines.append(f"  annotator        {_shown(s['annotator']):20} Dice {'-' if dice is None else f'{dice:.3f}'}"
                      + ("  FLAGGED" if s.get("flagged") else ""))
     return "\n".join(lines)
 
@@ -215,7 +224,7 @@ def diff(archive, name, a, b, as_json):
 @click.option("--layer", help="Layer to save into (default: the base's layer); overrides the edit's 'layer'.")
 @click.option("--note", help="Free text kept in the lineage; overrides the edit's 'note'.")
 @click.option("--creator", help="Who painted (default: the edit's, else your git identity).")
-@click.option("--wait", type=float, default=0, help="Seconds to wait for another writer's lock.")
+@click.option("--wait", type=params.WAIT, default=0, help="Seconds to wait for another writer's lock.")
 @click.option("--scheduler", help="Dask scheduler address; default: a local cluster.")
 @json_option
 @handle_errors

@@ -1,5 +1,6 @@
 import click
 
+from . import params
 from .base import handle_errors, json_option, render
 
 
@@ -55,7 +56,7 @@ def show_cmd(archive, name, as_json):
 @click.option("--allow-geometry-change", is_flag=True,
               help="Allow a new voxel size: rewrites the scale of the image and of every label version.")
 @click.option("--note", default="", help="Why the metadata changed (kept in the run record and commit).")
-@click.option("--wait", type=float, default=0, help="Seconds to wait for another writer's lock.")
+@click.option("--wait", type=params.WAIT, default=0, help="Seconds to wait for another writer's lock.")
 @json_option
 @handle_errors
 def update_cmd(archive, name, file, allow_geometry_change, note, wait, as_json):

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import number
 from ..errors import LabelError
 from ..provenance import AggregationDetails, ConsensusSummary, Extent
 from ..records import Result
@@ -99,6 +100,10 @@ def aggregate_labels(
     if band_width_nm is not None and method != "cria":
         raise LabelError("--band-width-nm applies to cria only", field="--band-width-nm",
                          expected="--method cria", found=method)
+    if band_width_nm is not None:
+        band_width_nm = number(band_width_nm, field="--band-width-nm", maximum=1e6, error=LabelError)
+    if width_px is not None:
+        width_px = number(width_px, field="--width-px", maximum=1e4, error=LabelError)
     label_names = parse_names(names)
     view = archive.acquisition(name)
     nz, ny, nx = view.geometry.shape

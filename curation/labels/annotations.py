@@ -69,7 +69,6 @@ lies inside the slice, extended by ``tolerance_px`` (default 1 pixel) on every s
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -81,6 +80,7 @@ from typing import Any, Literal
 import numpy as np
 
 from curation.errors import LabelError
+from curation.safeload import escape, read_csv, read_json
 from curation.labels.polylines import Trace, fill_traces, rasterize
 
 __all__ = [
@@ -183,6 +183,7 @@ def read_mask_folder(
     masks: dict[str, dict[int, np.ndarray]] = {}
     sources: list[Path] = []
     for sub in subdirs:
+        _annotator_id(sub.name, folder, "annotator folder")
         per_slice: dict[int, np.ndarray] = {}
         seen: dict[int, Path] = {}
         files = sorted(p for p in sub.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in MASK_SUFFIXES)
@@ -314,13 +315,8 @@ def _pick(columns: Mapping[str, str], names: tuple[str, ...]) -> str | None:
 
 
 def _read_csv(path: Path, shape: tuple[int, int], n_slices: int | None, tol: float) -> dict[str, dict[int, list[Trace]]]:
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise LabelError(f"cannot read: {exc.strerror}", path=path) from exc
-    with handle:
-        reader = csv.DictReader(handle)
-        header = [h for h in (reader.fieldnames or [])]
+    header, reader = read_csv(path, error=LabelError)
+    if True:  # one block, as when the file was a handle
         columns = {h.strip().lower(): h for h in header if h is not None}
         want = {
             "annotator": ("annotator", "user_name"),
@@ -346,17 +342,14 @@ def _read_csv(path: Path, shape: tuple[int, int], n_slices: int | None, tol: flo
         # (annotator, slice, trace) -> [first row, closed, first closed row, vertices]
         groups: dict[tuple[str, int, str], list[Any]] = {}
         seen: dict[str, dict[int, None]] = {}
-        for row in reader:
-            line = reader.line_num
+        for line, row in reader:
             where = f"row {line}"
 
             def cell(key: str) -> str:
                 value = row.get(col[key])
                 return "" if value is None else str(value).strip()
 
-            annotator = cell("annotator")
-            if not annotator:
-                raise LabelError("empty annotator", path=path, field=f"{where}, {col['annotator']}", expected=_Say("an annotator id"), found="")
+            annotator = _annotator_id(cell("annotator"), path, f"{where}, {col['annotator']}")
             z = _int_cell(cell("slice"), path, f"{where}, {col['slice']}")
             _check_slice(z, n_slices, path, f"{where}, {col['slice']}")
             seen.setdefault(annotator, {})[z] = None
@@ -388,6 +381,16 @@ def _read_csv(path: Path, shape: tuple[int, int], n_slices: int | None, tol: flo
         _check_count(len(pts), path, f"row {line}, trace {trace!r} (annotator {annotator!r}, slice {z})")
         table[annotator][z].append(Trace(np.array(pts, dtype=np.float64), closed=closed))
     return table
+
+
+def _annotator_id(text: str, path: Path, where: str) -> str:
+    """An annotator id as given, refused when empty or holding control characters (shown escaped)."""
+    if not text:
+        raise LabelError("empty annotator", path=path, field=where, expected=_Say("an annotator id"), found="")
+    if not text.isprintable():
+        raise LabelError("the annotator id holds control characters", path=path, field=where,
+                         expected=_Say("printable characters"), found=_Say(repr(escape(text))))
+    return text
 
 
 def _int_cell(text: str, path: Path, where: str) -> int:
@@ -439,12 +442,7 @@ def _check_count(n: int, path: Path, where: str) -> None:
 def _read_json(
     path: Path, slice_shape: tuple[int, int] | None, n_slices: int | None, tol: float
 ) -> tuple[tuple[int, int], dict[str, dict[int, list[Trace]]]]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise LabelError(f"not valid JSON: {exc.msg} at line {exc.lineno}", path=path) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabelError(f"cannot read: {exc}", path=path) from exc
+    doc = read_json(path, error=LabelError)
     if not isinstance(doc, dict):
         raise LabelError("not a polyline document", path=path, expected=_Say("a JSON object"), found=type(doc).__name__)
     if doc.get("format") != JSON_FORMAT:
@@ -466,6 +464,7 @@ def _read_json(
         annotator = rec.get("annotator")
         if not isinstance(annotator, str) or not annotator.strip():
             raise LabelError("missing annotator", path=path, field=f"{where}.annotator", expected=_Say("a non-empty string"), found=_Say(json.dumps(annotator)))
+        annotator = _annotator_id(annotator.strip(), path, f"{where}.annotator")
         z = rec.get("slice")
         if not _is_int(z):
             raise LabelError("not a slice index", path=path, field=f"{where}.slice", expected=_Say("an integer"), found=_Say(json.dumps(z)))

@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from ..provenance.runs import SliceMapEntry
 from ..records import Result, notneeded
 from ..repository.archive import now_iso, open_archive
 from ..repository.transaction import file_stamps
+from ..safeload import read_json
 from . import layers as L
 from .store import (
     IN_MEMORY_BYTES,
@@ -192,6 +194,38 @@ def _open_tiff(path: Path) -> LabelInput:
     return LabelInput(path, "tiff", [path], int(np.prod(lead)) if lead else 1)
 
 
+def _open_level(group: Any, ds: str, path: Path) -> Any:
+    """The level-0 array of a label image; an array zarr refuses to open (a pickle or other
+    object codec, an unknown data type) is reported as such, naming the array."""
+    meta = None
+    for name in (".zarray", "zarr.json"):
+        f = path / ds / name
+        if f.is_file():
+            meta = read_json(f, error=LabelError, max_bytes=1024 * 1024)
+            break
+    if isinstance(meta, dict):
+        codecs = [meta.get("compressor"), *(meta.get("filters") or []), *(meta.get("codecs") or [])]
+        ids = [str(c.get("id") or c.get("name")) for c in codecs if isinstance(c, dict)]
+        unsafe = [i for i in ids if i in _OBJECT_CODECS]
+        if unsafe or meta.get("dtype") in ("|O", "object"):
+            raise LabelError(f"the label array uses the {unsafe[0] if unsafe else 'object'} codec, which stores "
+                             "Python objects; zarr refuses to read it and a label layer never needs it",
+                             path=path / ds, field="codec", expected="integer labels with a numeric codec",
+                             found=", ".join(ids) or str(meta.get("dtype")))
+    try:
+        return group[ds]
+    except KeyError:
+        raise LabelError("the first multiscale level is missing", path=path, field="multiscales[0].datasets[0]",
+                         expected="a level-0 array", found=ds) from None
+    except Exception as exc:  # noqa: BLE001 - zarr's many errors on a bad array: name the array
+        raise LabelError(f"zarr cannot open the label array: {' '.join(str(exc).split())[:200]}", path=path / ds,
+                         expected="a readable integer zarr array") from None
+
+
+#: codecs that store arbitrary Python objects (refused: they can run code when read)
+_OBJECT_CODECS = {"pickle", "json2", "msgpack2", "vlen-utf8", "vlen-bytes", "vlen-array", "categorize"}
+
+
 def _open_zarr(path: Path) -> LabelInput:
     import zarr
 
@@ -209,10 +243,10 @@ def _open_zarr(path: Path) -> LabelInput:
                          expected="a zarr group with ome.multiscales", found="none", hint=hint)
     try:
         ds = ms[0]["datasets"][0]["path"]
-        arr = group[ds]
     except (KeyError, IndexError, TypeError) as exc:
         raise LabelError("the first multiscale level is missing", path=path, field="multiscales[0].datasets[0]",
                          expected="a level-0 array", found=type(exc).__name__) from exc
+    arr = _open_level(group, str(ds), path)
     shape = tuple(arr.shape)
     if len(shape) < 2 or any(n != 1 for n in shape[:-3]):
         raise LabelError("the label array is not a (z, y, x) volume", path=path, field=f"{ds}.shape",
@@ -220,7 +254,12 @@ def _open_zarr(path: Path) -> LabelInput:
     unl = None
     for prop in (ome.get("image-label") or {}).get("properties", []) or []:
         if isinstance(prop, dict) and str(prop.get("name", "")).lower() == "unlabeled":
-            unl = int(prop["label-value"])
+            value = prop.get("label-value")
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
+                raise LabelError("the unlabeled value is not a label value", path=path,
+                                 field="image-label.properties.label-value", expected="an integer >= 0",
+                                 found=str(value)[:40])
+            unl = value
     return LabelInput(path, "zarr", [path], shape[-3] if len(shape) >= 3 else 1, unlabeled=unl, array_path=ds)
 
 

@@ -33,7 +33,7 @@ from ..provenance.labels import KINDS
 from ..records import Result, ok
 from ..repository import datalad_ops as dlo
 from ..repository.archive import Archive, open_archive
-from ..repository.names import check_name
+from ..repository.names import check_case, check_name
 from ..repository.view import LABELS, AcquisitionView, LabelVersion
 
 __all__ = ["KINDS", "LABELS", "LabelVersion", "address_of", "ancestry", "annotated_planes", "check_kind",
@@ -120,6 +120,7 @@ def tagged_versions(archive: Archive, name: str, layer: str) -> list[int]:
 
 def next_version(view: AcquisitionView, layer: str) -> int:
     """One more than any version ever stored or tagged: version numbers are never reused."""
+    check_case(layer, {v.layer for v in view.labels}, what="layer name", field="--layer")
     used = [v.version for v in view.layer(layer)] + tagged_versions(view.archive, view.name, layer)
     if view.labels_dir.is_dir():
         for p in view.labels_dir.glob(f"{layer}_v*"):

@@ -100,14 +100,20 @@ def parse_names(names: Mapping[int, str] | Iterable[str] | None, field: str = "-
                 raise LabelError("not a label name", field=field, expected="VALUE=NAME, e.g. 1=mitochondrion",
                                  found=text)
             items.append((m.group(1), m.group(2)))
-    out = {}
+    out: dict[int, str] = {}
     for k, v in items:
         try:
             key = int(k)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise LabelError("a label value is an integer", field=field, expected="VALUE=NAME", found=k) from None
         if key < 0:
             raise LabelError("label values are not negative", field=field, expected=">= 0", found=key)
+        if key in out:
+            raise LabelError(f"label value {key} is named twice", field=field, expected="each value once",
+                             found=f"{key}={out[key]} and {key}={v}")
+        if not str(v).isprintable():
+            raise LabelError("a label name holds control characters", field=field, expected="printable text",
+                             found=f"{key}={v}")  # shown through repr: escaped
         out[key] = str(v)
     return dict(sorted(out.items()))
 

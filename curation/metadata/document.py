@@ -13,12 +13,18 @@ import yaml
 from pydantic import BaseModel
 
 from curation.errors import MetadataError
+from curation.safeload import load_json, require_regular
+from curation.safeyaml import BoundedLoader, Refused
+
+#: a metadata document larger than this is refused before parsing (real ones are a few KB)
+MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 
 # --- YAML with duplicate-key detection ------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
+class _Loader(BoundedLoader):
+    """Bounded SafeLoader (aliases, depth: see :mod:`curation.safeyaml`) that refuses
+    duplicate keys instead of keeping the last one."""
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -49,7 +55,12 @@ def read_document(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[st
     not valid YAML/JSON, or its top level is not a mapping.
     """
     p = Path(path)
+    require_regular(p, MetadataError, "metadata file")
     try:
+        size = p.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise MetadataError("the metadata file is too large", path=p,
+                                expected=f"at most {MAX_DOCUMENT_BYTES} bytes", found=f"{size} bytes")
         raw = p.read_bytes()
     except OSError as e:
         raise MetadataError(f"cannot read the metadata file: {e.strerror or e}", path=p) from e
@@ -64,16 +75,19 @@ def parse_text(
     text: str, *, path: str | os.PathLike[str] | None = None, json_only: bool = False
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """Parse document text (YAML, or JSON when ``json_only``); see :func:`read_document`."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise MetadataError("the metadata document is too large", path=path,
+                            expected=f"at most {MAX_DOCUMENT_BYTES} characters", found=f"{len(text)} characters")
     if json_only:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise MetadataError(
-                f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", path=path
-            ) from e
+        data = load_json(text, path=path, error=MetadataError)
     else:
         try:
             data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        except Refused as e:
+            where = f" (line {e.line})" if e.line and "line" not in e.message else ""
+            raise MetadataError(f"{e.message}{where}", path=path, hint=e.hint) from None
+        except RecursionError:
+            raise MetadataError("the document nests too deeply", path=path) from None
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -97,7 +111,7 @@ def line_map(text: str) -> dict[str, int]:
     """Dotted path -> 1-based line of its key (or list item); empty if the text won't compose."""
     try:
         node = yaml.compose(text, Loader=_Loader)  # noqa: S506
-    except yaml.YAMLError:
+    except (yaml.YAMLError, Refused, RecursionError):
         return {}
     out: dict[str, int] = {}
     _walk_nodes(node, "", out, 0)

@@ -85,7 +85,8 @@ def check_metadata(path: str | os.PathLike[str]) -> list[Result]:
     try:
         data, lines = read_document(path)
     except MetadataError as e:
-        msg = CurationError(e.message, expected=e.expected, found=e.found).one_line()
+        msg = CurationError(e.message, path=path, field=e.field, expected=e.expected, found=e.found,
+                            hint=e.hint).one_line()
         return [error(ACTION, path, msg, field=None, expected=None, found=None, severity="error")]
     model, findings = validate_document(data, lines=lines)
     if model is None:

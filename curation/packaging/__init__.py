@@ -55,12 +55,15 @@ def package(
     (default: ``$CURATION_EMPIAR_SCHEMA``). ``experiment_type``: EMPIAR code overriding
     the one derived from the technique. ``doi``/``publisher``: for DataCite and RO-Crate.
     """
+    from ..checks import doi as check_doi
     from .context import load_source, select_labels
     from .export_common import check_out
 
     fmt_key = _ALIASES.get(str(fmt).lower(), str(fmt).lower())
     if fmt_key not in FORMATS:
         raise PackagingError("unknown package format", field="--format", expected=", ".join(FORMATS), found=fmt)
+    if doi is not None:
+        doi = check_doi(doi, field="--doi", error=PackagingError)
     src = load_source(archive_path, name)
     target = check_out(out, archive_root=src.archive.root)
     src = select_labels(src, labels, default=DEFAULT_LABELS[fmt_key])

@@ -20,7 +20,8 @@ from typing import Any
 
 from ..errors import PackagingError
 from ..metadata.identifiers import COUNTRY_CODES, IdentifierProblem, check_orcid
-from .export_common import Problem, read_json
+from ..safeload import read_json as safe_read_json
+from .export_common import Problem
 
 SCHEMA_ENV = "CURATION_EMPIAR_SCHEMA"
 
@@ -231,14 +232,21 @@ def check_official(doc: dict[str, Any], schema_path: Path) -> list[Problem]:
     """Validate with EMPIAR's own JSON Schema (a local copy the user points at)."""
     import jsonschema
 
-    schema = read_json(schema_path)
-    if not schema:
+    schema = safe_read_json(schema_path, error=PackagingError)
+    if not schema or not isinstance(schema, dict):
         raise PackagingError("EMPIAR's deposition schema cannot be read", path=schema_path,
                              expected="empiar_deposition.schema.json", hint=f"check --empiar-schema or ${SCHEMA_ENV}")
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    try:
+        cls.check_schema(schema)
+        validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    except (jsonschema.exceptions.SchemaError, RecursionError) as exc:
+        raise PackagingError(f"EMPIAR's deposition schema is not a usable JSON Schema: "
+                             f"{' '.join(str(getattr(exc, 'message', exc)).split())[:160]}", path=schema_path,
+                             field="--empiar-schema", expected="empiar_deposition.schema.json") from None
     out = []
-    for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
+    for err in errors:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path).lstrip(".")
         out.append(Problem(where or "document", f"EMPIAR schema: {err.message[:200]}"))
     return out

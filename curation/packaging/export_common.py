@@ -97,6 +97,14 @@ def safe_join(root: Path, rel: str | PurePosixPath, *, field: str = "name") -> P
 
 def check_out(out: str | Path, *, archive_root: Path | None = None) -> Path:
     """Validate ``--out``: no ``..``, not a symlink, not inside the archive, absent or empty."""
+    try:
+        return _check_out(out, archive_root)
+    except OSError as exc:
+        raise PackagingError(f"cannot use the output folder: {exc.strerror or exc}", path=out, field="--out",
+                             expected="a new or empty folder you may write") from None
+
+
+def _check_out(out: str | Path, archive_root: Path | None) -> Path:
     text = str(out)
     if not text:
         raise InvalidNameError("an output folder is required", field="--out", found=text)
@@ -128,10 +136,49 @@ def check_out(out: str | Path, *, archive_root: Path | None = None) -> Path:
     return path
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove ``.NAME.pPID.*.partial`` folders beside ``out`` left by a package run that was
+    killed (its process no longer exists); a live run's folder and anything else are kept."""
+    removed = []
+    prefix = f".{out.name}.p"
+    try:
+        entries = list(out.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".partial")) or entry.is_symlink() or not entry.is_dir():
+            continue
+        pid_text = name[len(prefix):].split(".", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def staged_output(out: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; rename it to ``out`` on success, else remove it."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    """Yield a temporary folder beside ``out``; rename it to ``out`` on success, else remove it.
+
+    The folder is named ``.NAME.pPID.XXXX.partial``: a run killed mid-write leaves it behind,
+    and the next run for the same ``out`` removes it (:func:`remove_leftovers`)."""
+    remove_leftovers(out)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.p{os.getpid()}.", suffix=".partial", dir=out.parent))
+    except OSError as exc:
+        raise PackagingError(f"cannot write beside the output folder, in {out.parent}: {exc.strerror or exc}",
+                             path=out, field="--out", hint="give a folder on a writable file system") from None
     try:
         yield tmp
         if out.exists():
@@ -141,6 +188,11 @@ def staged_output(out: Path) -> Iterator[Path]:
                 raise PackagingError("the output folder appeared while packaging and is not empty",
                                      path=out, field="--out", expected="a new or empty folder")
         os.rename(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        where = exc.filename or out
+        raise PackagingError(f"cannot write the package: {exc.strerror or exc}", path=where, field="--out",
+                             hint="check the free space and permissions of the output folder") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

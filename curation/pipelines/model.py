@@ -20,10 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import PipelineError
+from ..safeyaml import read_yaml
 
 #: bound on a pipeline file's size: pipelines are short
 MAX_PIPELINE_BYTES = 1024 * 1024
@@ -88,11 +88,9 @@ def load_pipeline(path: Path | str | None = None) -> Pipeline:
         if path.stat().st_size > MAX_PIPELINE_BYTES:
             raise PipelineError("the pipeline file is too large", path=path,
                                 expected=f"at most {MAX_PIPELINE_BYTES // 1024} KiB", found=f"{path.stat().st_size} bytes")
-        doc = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise PipelineError(f"cannot read the pipeline: {exc.strerror or exc}", path=path) from exc
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"not valid YAML: {' '.join(str(exc).split())}", path=path) from exc
+    doc = read_yaml(path, error=PipelineError, max_bytes=MAX_PIPELINE_BYTES, aliases=True)
     try:
         return Pipeline.model_validate(doc)
     except ValidationError as exc:

@@ -216,6 +216,64 @@ def list_slices(folder: str | Path) -> tuple[list[Path], list[str]]:
     return natsorted(slices, key=lambda p: p.name), notes
 
 
+def outside_links(folder: str | Path, *, follow: bool = False) -> dict[str, str]:
+    """Slice files of ``folder`` that are symbolic links to a file outside it, as
+    ``{link: resolved target}``.
+
+    Such a link makes the ingest read (and with ``--keep-raw`` store) a file nobody put in
+    the folder, so it is refused unless ``follow``; the caller then records each target in
+    the provenance. Links that stay inside the folder are ordinary."""
+    root = Path(folder)
+    if not root.is_dir():
+        return {}
+    real_root = root.resolve()
+    out: dict[str, str] = {}
+    for entry in sorted(root.iterdir()):
+        if not entry.is_symlink() or _is_junk(entry):
+            continue
+        target = entry.resolve()
+        if target.parent == real_root or real_root in target.parents:
+            continue
+        if not follow:
+            raise StackError(
+                f"slice {entry.name!r} is a symbolic link to a file outside the folder", path=root,
+                expected="slice files inside the folder", found=f"{entry.name} -> {target}",
+                hint="copy the file in, or give --follow-symlinks to read it and record where it lies",
+            )
+        out[str(entry)] = str(target)
+    return out
+
+
+def _check_tiff_slice(path: Path, where: Path) -> None:
+    """Refuse a TIFF slice that is not one 2D image: several pages, or planes stored as the
+    colour samples of one page (how tifffile saves a (3, y, x) array), saying which."""
+    require_file(path)  # a named pipe would block the read below
+    if _kind(path) != "TIFF":
+        return
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = len(tif.pages)
+            page = tif.pages[0]
+            spp, planar = int(page.samplesperpixel), int(page.planarconfig)
+    except Exception:  # noqa: BLE001 - the reader reports damaged files in its own words
+        return
+    if pages > 1:
+        raise StackError(
+            f"slice {path.name!r} is a multi-page TIFF of {pages} pages (a 3D stack)", path=where,
+            expected="one 2D image per slice file", found=f"{pages} pages",
+            hint="ingest a multi-page file on its own, not inside a folder of slices",
+        )
+    if spp > 1 and planar == 2:
+        raise StackError(
+            f"slice {path.name!r} holds {spp} planes stored as the colour samples of one page "
+            f"(planar {'RGBA' if spp == 4 else 'RGB' if spp == 3 else 'multi-sample'})", path=where,
+            expected="one 2D greyscale image per slice file", found=f"{spp} samples per pixel, planar",
+            hint="save each plane as its own slice file, or ingest the file on its own",
+        )
+
+
 def order_slices(paths: list[Path], where: Path | None = None) -> list[Path]:
     """Slice files in slice order, after checking numbering and formats."""
     where = where or (paths[0].parent if paths else None)
@@ -299,6 +357,9 @@ def open_stack(paths: list[Path], *, folder: Path | None = None, notes: list[str
                 expected="TIFF, PNG or DM slices", found=p.suffix or "no suffix",
             )
     ordered = order_slices(paths, folder) if len(paths) > 1 else paths
+    if len(ordered) > 1:
+        for p in ordered:
+            _check_tiff_slice(p, folder or p.parent)
     first_layout, first = _inspect(ordered[0])
     rest = ordered[1:]
     if len(rest) >= _PARALLEL_FROM:

@@ -50,7 +50,7 @@ from ..records import Result, notneeded, ok
 from ..templates import render
 from . import datalad_ops as dlo
 from .archive import ACQ_DIR, Archive, now_iso, open_archive
-from .names import check_name, derive_name
+from .names import check_case, check_name, derive_name
 from .pyramid import WriteOptions, finish_group, write_pyramid
 from .transaction import checkpoint, file_stamps, job_fingerprint, transaction
 from .view import CHECKSUMS, INGEST_RECORD
@@ -149,8 +149,12 @@ def ingest(
     shard: tuple[int, int, int] | None = None,
     shard_bytes: int | None = None,
     options: WriteOptions | None = None,
+    follow_symlinks: bool = False,
 ) -> list[Result]:
     """Ingest ``sources`` as acquisition ``name`` (see the module docstring).
+
+    ``follow_symlinks``: read slice files that are symbolic links out of their folder
+    (refused otherwise), recording each link's target in the ingest record.
 
     ``chunk``/``shard``: the OME-Zarr inner chunk and shard shapes (z, y, x); default
     64^3 chunks in shards of about 128 MiB (smaller when the memory cap needs it).
@@ -158,6 +162,7 @@ def ingest(
     """
     from ..metadata import load_metadata
     from ..readers import open_source
+    from ..readers.stack import outside_links
 
     opts = options or WriteOptions()
     t_start = time.monotonic()
@@ -169,8 +174,12 @@ def ingest(
     if name is None:
         name = derive_name(paths[0].name if len(paths) == 1 else paths[0].parent.name)
     check_name(name)
+    check_case(name, archive.acquisition_names())
     metadata_path = Path(metadata_path)
     md = load_metadata(metadata_path)
+    links: dict[str, str] = {}
+    for p in paths:
+        links.update(outside_links(p, follow=follow_symlinks))
     source = open_source(paths)
     header = source.header
     label = _source_label(list(source.paths))
@@ -191,6 +200,7 @@ def ingest(
                      purpose=f"ingest {name}") as tx:
         if tx.finished is not None:
             return [*tx.recovered, tx.finished]
+        check_case(name, archive.acquisition_names())
         if archive.acquisition_path(name).exists():
             done = _same_job(archive, name, job)
             if done is not None:
@@ -226,7 +236,8 @@ def ingest(
         record = IngestRecord(
             id="ingest", action="ingest", acquisition=name, started=started, finished=now_iso(), job=job,
             agent=current_agent(archive.root), tool=ToolInfo(version=__version__), libraries=library_versions(),
-            inputs=[written.file_ref(p) for p in source.paths], outputs=outputs, engine=written.engine,
+            inputs=[written.file_ref(p, resolved=links.get(str(p))) for p in source.paths], outputs=outputs,
+            engine=written.engine,
             seconds=round(time.monotonic() - t_start, 3), reader=source.reader,
             raw_copy="raw/" if keep_raw else None,
             header=HeaderRecord(shape=header.shape, dtype=header.dtype, voxel_size_nm=header.voxel_size_nm,

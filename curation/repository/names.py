@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from ..errors import InvalidNameError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: names Windows reserves for devices, with or without an extension (``NUL.txt`` too)
+RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))})
 
 
 def check_name(name: str, *, what: str = "acquisition name", field: str = "--name") -> str:
@@ -24,6 +27,24 @@ def check_name(name: str, *, what: str = "acquisition name", field: str = "--nam
             "and be at most 100 characters",
             field=field, found=name,
         )
+    if name.split(".", 1)[0].upper() in RESERVED:
+        raise InvalidNameError(
+            f"the {what} is a device name reserved on Windows, where the archive could not be checked out",
+            field=field, found=name, expected="a name other than CON, PRN, AUX, NUL, COM0-9, LPT0-9",
+        )
+    return name
+
+
+def check_case(name: str, existing: Iterable[str], *, what: str = "acquisition name", field: str = "--name") -> str:
+    """Refuse ``name`` when an existing name differs from it only by case (``BASE`` beside
+    ``base``): the two would be one folder on macOS and Windows file systems."""
+    for other in existing:
+        if other != name and other.lower() == name.lower():
+            raise InvalidNameError(
+                f"the {what} differs from an existing one only by case; the two would collide on "
+                "case-insensitive file systems (macOS, Windows)",
+                field=field, expected=f"a name other than {other!r} in any case", found=name,
+            )
     return name
 
 

@@ -75,10 +75,11 @@ class Written:
     def stored_shards(self) -> int:
         return sum(1 for s in self.result.shards if s.nbytes)
 
-    def file_ref(self, path: str | Path, role: str = "source", name: str | None = None) -> FileRef:
+    def file_ref(self, path: str | Path, role: str = "source", name: str | None = None,
+                 resolved: str | None = None) -> FileRef:
         rec = self.files[str(path)]
         return FileRef(path=str(path), name=name or Path(path).name, size=rec["size"], sha256=rec["sha256"],
-                       role=role)
+                       role=role, resolved=resolved)
 
 
 def write_pyramid(

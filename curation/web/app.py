@@ -30,7 +30,6 @@ Tiles and zarr files carry ETags from immutable data (image and version checksum
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -60,6 +59,7 @@ from ..errors import (
     NotFoundError,
     RequestTooLargeError,
 )
+from ..safeload import load_json
 from . import render as R
 from . import security as S
 from . import views as V
@@ -270,10 +270,7 @@ def build_routes(server: Server) -> list[Route]:
         S.check_body_size(request.headers)
         body = await request.body()
         S.check_body_size(request.headers, body)
-        try:
-            edit = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CurationError(f"the edit is not JSON ({exc})", field="body") from None
+        edit = load_json(body, path="request body", error=CurationError)
         if not isinstance(edit, dict):
             raise CurationError("the edit is a JSON object", field="body", found=type(edit).__name__)
         cat.require(name)

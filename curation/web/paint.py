@@ -44,6 +44,7 @@ import numpy as np
 
 from ..errors import LabelError
 from ..readers.base import HeaderMetadata, Source
+from ..safeload import read_json
 from .catalog import Catalog
 from .render import PLANES
 
@@ -243,11 +244,7 @@ def _product(ranges):
 def load_edit(path: Path | str) -> dict[str, Any]:
     """An edit document from a JSON file."""
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LabelError(f"the edit is not readable JSON ({exc})", path=p,
-                         expected='{"base": ..., "strokes": [...]}') from None
+    doc = read_json(p, error=LabelError, max_bytes=64 * 1024 * 1024)
     if not isinstance(doc, dict):
         raise LabelError("the edit is not a JSON object", path=p, expected='{"base": ..., "strokes": [...]}')
     return doc

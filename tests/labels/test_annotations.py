@@ -136,7 +136,7 @@ def _doc(points, slice_=0, **extra):
         (_doc([[1, 1], [99, 2]]), ["annotations[0].traces[0].points[1], x", "99.0"]),
         (_doc([[1, 1], [2, 2]], slice_shape=[64]), ["slice_shape", "[64]"]),
         (_doc([[1, 1], [2]]), ["annotations[0].traces[0].points[1]", "[x, y]"]),
-        ("{not json", ["not valid JSON"]),
+        ("{not json", ["invalid JSON at line 1"]),
     ],
 )
 def test_json_refusals(tmp_path, doc, needles):
