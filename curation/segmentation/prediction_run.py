@@ -151,6 +151,8 @@ def segment_acquisition(archive_path: Path | str, name: str, model: str, *, tri_
                                 hint="add --tri-axis")
     bs = tuple(int(b) for b in block_shape) if block_shape else None
     image_tree = view.ingest.image.tree_sha256
+    if again:
+        _relock(view.path)
     job = {"model": mv.address, "weights": loaded.weights_sha256, "image": image_tree, "tri_axis": tri,
            "keep_views": keep_views, "device": device, "layer": out, "threads": threads,
            "block_shape": list(bs) if bs else None,
@@ -248,6 +250,16 @@ def segment_acquisition(archive_path: Path | str, name: str, model: str, *, tri_
     data = dict(result.data)
     data.update(archive_commit=dlo.head(archive.root), dataset_commit=dlo.head(view.path))
     return [*tx.recovered, result.model_copy(update={"data": data})]
+
+
+def _relock(dataset: Path) -> None:
+    """`datalad rerun` unlocks the files the repeated commit changed before it runs the
+    command; lock those back (git-annex refuses any whose content changed, and the
+    acquisition then stays dirty and the write is refused)."""
+    changed = [line[3:] for line in dlo.git(dataset, "status", "--porcelain", check=False).splitlines()
+               if line[:2].strip() == "T"]
+    if changed:
+        dlo.annex(dataset, "lock", "--quiet", "--", *changed, check=False)
 
 
 def _one_listing(tx, changes):
