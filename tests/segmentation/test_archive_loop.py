@@ -36,7 +36,9 @@ def curate(*args: str, ok: bool = True) -> dict | list:
     out = subprocess.run([CURATE, *args, "--json"], capture_output=True, text=True, env=_env(), timeout=300)
     if ok:
         assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout) if out.stdout.strip() else {"stderr": out.stderr, "returncode": out.returncode}
+    if ok:
+        return json.loads(out.stdout)
+    return {**json.loads(out.stdout or "{}"), "stderr": out.stderr, "returncode": out.returncode}
 
 
 def make_archive(root: Path) -> Path:
@@ -135,6 +137,21 @@ def test_train_segment_reproduce_rerun(template, tmp_path):
     assert [line.split()[0].lstrip("^") or line.split()[1] for line in shown["lineage"]][0] == "envelope@v2"
     assert any("envelope@v1" in line and "phantom/envelope@v1" in line for line in shown["lineage"][1:])
 
+    # the web catalog shows the model cards beside the acquisition's layers
+    from starlette.testclient import TestClient
+
+    from curation.web.app import create_app
+
+    with TestClient(create_app(arch), base_url="http://127.0.0.1") as client:
+        page = client.get("/a/phantom")
+        assert page.status_code == 200
+        for text in ("Model cards", "envelope@v1:", "envelope@v2:", "Validation Dice", "Parent model",
+                     "env-tap-probability@v1", "/models/envelope/v1/cover.png", t["weights_sha256"]):
+            assert text in page.text, text
+        cover = client.get("/models/envelope/v1/cover.png")
+        assert cover.status_code == 200 and cover.content[:4] == b"\x89PNG"
+        assert client.get("/models/nosuch/v1/cover.png").status_code == 404
+
     # a tampered weight is refused before anything is read
     weights = arch / "models" / "envelope" / "v1" / "weights.pt"
     dlo.annex(arch / "models", "unlock", "envelope/v1/weights.pt")
@@ -142,4 +159,5 @@ def test_train_segment_reproduce_rerun(template, tmp_path):
         fh.seek(-8, 2)
         fh.write(b"\x00" * 8)
     refused = curate("segment", str(arch), "phantom", "--model", "envelope@v1", "--layer", "x", ok=False)
-    assert refused["returncode"] == 1 and "sha256" in refused["stderr"] and "weights.pt" in refused["stderr"]
+    assert refused["returncode"] == 1 and refused["status"] == "error"
+    assert "sha256" in refused["stderr"] and "weights.pt" in refused["stderr"] and "changed" in refused["stderr"]
