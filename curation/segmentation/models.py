@@ -202,8 +202,6 @@ def list_models(archive_path: Path | str) -> list[Result]:
 
 def lineage(archive: Archive, mv: ModelVersion) -> list[str]:
     """Lines drawing the model's ancestry beside the label lineage each was trained on."""
-    from ..labels.layers import parse_address
-
     lines = []
     chain: list[ModelVersion] = []
     cur: ModelVersion | None = mv
@@ -231,7 +229,6 @@ def lineage(archive: Archive, mv: ModelVersion) -> list[str]:
                     continue
                 seen.add(a)
                 ancestry.append(a)
-                name, _ = parse_address(a)
                 try:
                     todo += view.label(a).parents
                 except Exception:  # noqa: BLE001 - a parent outside this acquisition

@@ -307,16 +307,12 @@ def _same_job(view, job: str) -> Result | None:
             d = r.details
             acq = view.archive.relative(view.path)
             return Result(action="segment", status=Status.notneeded, path=f"{acq}/provenance/{r.id}.json",
-                          message=f"{name_of(view)} was already segmented so: {r.id.removeprefix('runs/')} "
+                          message=f"{view.name} was already segmented so: {r.id.removeprefix('runs/')} "
                                   f"({d.outputs.prediction}, {d.outputs.probability})",
                           data={"acquisition": view.name, "model": d.model, "run": r.id,
                                 "prediction": d.outputs.prediction, "probability": d.outputs.probability,
                                 "views": dict(d.outputs.views)})
     return None
-
-
-def name_of(view) -> str:
-    return view.name
 
 
 # --- reproduce ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import SegmentationError
-from ..provenance import ImageRef, OutputRef, RunRecord, ToolInfo, record_json, write_record
+from ..provenance import ImageRef, OutputRef, RunRecord, ToolInfo, write_record
 from ..provenance.base import ModelRef
 from ..provenance.journal import AnnexAdd
 from ..provenance.segmentation import TrainDetails
@@ -186,7 +186,8 @@ def _same_job(archive, name: str, job: str) -> Result | None:
             return Result(action="train", status=Status.notneeded, path=mv.rel,
                           message=f"{mv.address} was already trained by this same command",
                           data={"model": mv.address, "name": name, "version": mv.version, "package": mv.rel,
-                                "tag": M.model_tag(name, mv.version), **({"record": record_json(mv.record())["id"]})})
+                                "tag": M.model_tag(name, mv.version),
+                                "record": f"{M.MODELS_DIR}/{M.RECORDS_DIR}/{name}_v{mv.version}.json"})
     return None
 
 
