@@ -27,6 +27,10 @@ COMMANDS = {
     "serve": "cmd_serve",
     "analyze": "cmd_analyze",
     "evaluate": "cmd_evaluate",
+    "train": "cmd_train",
+    "segment": "cmd_segment",
+    "reproduce": "cmd_reproduce",
+    "models": "cmd_models",
 }
 
 

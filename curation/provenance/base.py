@@ -103,7 +103,19 @@ class ImageRef(Part):
     role: str = "image"
 
 
-Input = Annotated[FileRef | LabelRef | ImageRef, Field(discriminator="kind")]
+class ModelRef(Part):
+    """A model version of the archive's ``models`` dataset, read by a run."""
+
+    kind: Literal["model"] = "model"
+    address: str  # MODEL@vN
+    weights_sha256: Sha256
+    architecture_sha256: Sha256 | None = None
+    #: the package folder, relative to the archive root
+    path: str | None = None
+    role: str = "model"
+
+
+Input = Annotated[FileRef | LabelRef | ImageRef | ModelRef, Field(discriminator="kind")]
 
 
 class OutputRef(Part):

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, JsonValue
 
 from .analysis import AnalysisDetails, EvaluationDetails
+from .segmentation import SegmentDetails, TrainDetails
 from .base import Agent, EngineInfo, FileRef, ImageRef, Input, LabelRef, OutputRef, Part, Record, ToolInfo
 
 Scalar = float | int | str | bool | None
@@ -130,7 +131,7 @@ class GenericDetails(Part):
 
 
 Details = Annotated[ImportDetails | AggregationDetails | MetadataUpdateDetails | PaintDetails | AnalysisDetails
-                    | EvaluationDetails | GenericDetails, Field(discriminator="kind")]
+                    | EvaluationDetails | TrainDetails | SegmentDetails | GenericDetails, Field(discriminator="kind")]
 
 
 # --- the record ------------------------------------------------------------------------------------

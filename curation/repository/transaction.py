@@ -109,6 +109,9 @@ class Changes:
     paths: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     cleanup: list[str] = field(default_factory=list)
+    #: the archive's commit message (default: the first line of ``message``); a prediction
+    #: puts its DataLad run record here, so `datalad rerun` in the archive repeats it
+    archive_message: str = ""
 
     def move(self, source: str, target: str, *, replace: bool = False) -> None:
         self.moves.append(Move(source=source, target=target, replace=replace))
@@ -120,13 +123,15 @@ class Changes:
         return Changes(self.dataset, self.message or other.message, self.moves + other.moves,
                        self.annex + other.annex, sorted(set(self.paths) | set(other.paths)),
                        self.tags + [t for t in other.tags if t not in self.tags],
-                       self.cleanup + [c for c in other.cleanup if c not in self.cleanup])
+                       self.cleanup + [c for c in other.cleanup if c not in self.cleanup],
+                       self.archive_message or other.archive_message)
 
     def steps(self) -> list[Step]:
         out: list[Step] = [*self.moves, *self.annex,
                            Commit(repo=self.dataset, paths=list(self.paths), message=self.message)]
         out += [Tag(repo=self.dataset, name=t, message=self.message) for t in self.tags]
-        out.append(Commit(repo=".", paths=[self.dataset], message=self.message.splitlines()[0]))
+        out.append(Commit(repo=".", paths=[self.dataset],
+                          message=self.archive_message or self.message.splitlines()[0]))
         out += [Tag(repo=".", name=t, message=self.message) for t in self.tags]
         out += [Remove(path=c) for c in self.cleanup]
         return out

@@ -196,6 +196,12 @@ def build_routes(server: Server) -> list[Route]:
             return Response(status_code=304, headers={"ETag": etag})
         return Response(body, media_type="image/png", headers={"ETag": etag, "Cache-Control": "no-cache"})
 
+    async def model_cover(request: Request):
+        model, version = request.path_params["model"], request.path_params["version"]
+        path = await run_in_threadpool(cat.model_cover, model, int(version))
+        return Response(path.read_bytes(), media_type="image/png", headers={"Cache-Control": "max-age=31536000, "
+                                                                                           "immutable"})
+
     async def neuroglancer(request: Request):
         name = request.path_params["name"]
         if not server.neuroglancer:
@@ -334,6 +340,7 @@ def build_routes(server: Server) -> list[Route]:
         Route("/a/{name}/lineage.svg", lineage),
         Route("/a/{name}/thumb/{plane}.png", thumb),
         Route("/a/{name}/neuroglancer", neuroglancer),
+        Route("/models/{model}/v{version:int}/cover.png", model_cover),
         Route("/a/{name}/analysis/{run}/{file}", analysis_file),
         Route("/api/acquisitions", api_acquisitions),
         Route("/api/a/{name}", api_acquisition),

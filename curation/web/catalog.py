@@ -331,10 +331,59 @@ class Catalog:
         return out
 
     def models(self, name: str) -> list[Section]:
-        """Model cards of the models whose predictions this acquisition holds."""
-        # read model: fill from the model registry (bioimage.io description + curation config)
-        self.require(name)
-        return []
+        """Model cards of the models trained on this acquisition or whose predictions it
+        holds (from the archive's models dataset: the card in each package's rdf.yaml)."""
+        from ..provenance.segmentation import SegmentDetails
+        from ..segmentation import models as M
+
+        view = self.view(name)
+        predictions: dict[str, list[str]] = {}
+        for r in view.runs():
+            if isinstance(r.details, SegmentDetails):
+                o = r.details.outputs
+                predictions.setdefault(r.details.model, []).extend([o.prediction, o.probability, *o.views.values()])
+        out = []
+        for mv in M.versions(self.archive):
+            try:
+                card = mv.card()
+            except CurationError:  # a damaged package: `verify` says so; the page still shows the rest
+                continue
+            src = card.training_data.source
+            if src.acquisition != name and mv.address not in predictions:
+                continue
+            v, tr = card.validation, card.training
+            facts = [("Pipeline", f"{card.pipeline.name} ({card.pipeline.architecture.dims} U-Net, width "
+                                  f"{card.pipeline.architecture.width}, depth {card.pipeline.architecture.depth})"),
+                     ("Target", card.pipeline.target.name),
+                     ("Trained on", f"{src.acquisition} {src.label_address} "
+                                    f"(slices {', '.join(map(str, card.training_data.annotated_slices))})"),
+                     ("Validation Dice", "-" if v.best_dice is None else f"{v.best_dice:.3f} on slices "
+                                         f"{', '.join(map(str, v.slices))}"),
+                     ("Training", f"{tr.iterations} iterations, seed {tr.seed}, {tr.threads} thread(s) on "
+                                  f"{tr.device}, {tr.seconds:.0f} s"),
+                     ("Parent model", card.parent.address if card.parent else "-"),
+                     ("Weights sha256", card.files.weights_sha256),
+                     ("Predictions here", ", ".join(predictions.get(mv.address, [])) or "-"),
+                     ("Intended use", " ".join(card.intended_use.split())),
+                     ("Limitations", " ".join(card.limitations.split())),
+                     ("Package", f"{mv.rel} (bioimage.io 0.5, tag {M.model_tag(mv.name, mv.version)})")]
+            images = (f"/models/{mv.name}/v{mv.version}/cover.png",) if (mv.path / "cover.png").exists() else ()
+            out.append(Section(title=f"{mv.address}: {' '.join(card.description.split())[:160]}",
+                               facts=tuple(facts), images=images))
+        return out
+
+    def model_cover(self, model: str, version: int) -> Path:
+        """The cover image of a stored model version, or NotFoundError."""
+        from ..segmentation import models as M
+
+        mv = M.resolve(self.archive, f"{model}@v{int(version)}", field="model")
+        path = (mv.path / "cover.png")
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise NotFoundError("the model's cover is not here (`datalad get` it)", field="model",
+                                found=mv.address) from None
+        return real
 
     def analysis_runs(self, name: str) -> list[Any]:
         """Run records of analyses and evaluations (``provenance/runs/``), newest first."""

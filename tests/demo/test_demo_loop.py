@@ -21,7 +21,8 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     records = json.loads(out.stdout)
     actions = [r["action"] for r in records]
-    for needed in ("demo-phantom", "init", "ingest", "labels-import", "labels-diff", "verify", "package", "demo"):
+    for needed in ("demo-phantom", "init", "ingest", "labels-import", "labels-diff", "train", "segment", "verify",
+                   "package", "demo"):
         assert needed in actions
     assert all(r["status"] == "ok" for r in records)
     root = tmp_path / "demo"
@@ -32,7 +33,15 @@ def test_demo_runs_the_whole_loop(tmp_path):
     labels = json.loads(show.stdout)["labels"]
     assert [(lab["name"], lab["version"], lab["kind"]) for lab in labels] == [
         ("envelope", 1, "ground-truth"), ("envelope", 2, "ground-truth"), ("envelope", 3, "ground-truth"),
-        ("nucleus", 1, "ground-truth"), ("pores", 1, "ground-truth"), ("pores-instances", 1, "instances")]
+        ("envelope-predicted", 1, "prediction"), ("envelope-predicted-probability", 1, "probability"),
+        ("nucleus", 1, "ground-truth"), ("pores", 1, "ground-truth"), ("pores-instances", 1, "instances"),
+        ("pores-predicted", 1, "prediction"), ("pores-predicted-probability", 1, "probability"),
+        ("pores-sparse", 1, "ground-truth")]
+    # trained on sparse ground truth, segmented: two models in models/, their predictions as layers
+    models = json.loads(subprocess.run([CURATE, "models", "list", str(root / "archive"), "--json"],
+                                       capture_output=True, text=True).stdout)
+    assert [(m["data"]["model"], m["data"]["labels"]) for m in models] == [
+        ("envelope-tap@v1", "envelope@v2"), ("pores-3d@v1", "pores-sparse@v1")]
     (diff,) = [r for r in records if r["action"] == "labels-diff"]
     assert diff["data"]["slices_added"] == [16, 32] and diff["data"]["slices_removed"] == []
     # it ends with pore statistics per nucleus, which agree with what the phantom was made of
@@ -53,7 +62,7 @@ def test_demo_runs_the_whole_loop(tmp_path):
 def test_pipeline_definitions_are_validated(tmp_path):
     assert [s.kind for s in load_pipeline().steps][:2] == ["ingest", "labels-import"]
     assert {"ingest", "labels-import", "labels-aggregate", "labels-diff", "metadata-update", "verify",
-            "package", "analyze", "evaluate"} <= set(kinds())
+            "package", "analyze", "evaluate", "train", "segment"} <= set(kinds())
     (analyze,) = [s for s in load_pipeline().steps if s.kind == "analyze"]
     assert analyze.params.expect == "phantom" and analyze.params.preset == "nuclear-pore"
     bad = tmp_path / "bad.yaml"
