@@ -460,7 +460,7 @@ def build_deposition(src: PackageSource, imagesets: list[dict[str, Any]],
 
 
 def write_empiar(src: PackageSource, out: Path, *, empiar_schema: str | os.PathLike[str] | None = None,
-                 experiment_type: int | None = None) -> Result:
+                 experiment_type: int | None = None, record: Any = None) -> Result:
     problems = metadata_problems(src, experiment_type)
     raw, raw_problems = raw_plan(src)
     problems += raw_problems
@@ -477,7 +477,7 @@ def write_empiar(src: PackageSource, out: Path, *, empiar_schema: str | os.PathL
 
     digests: dict[str, str] = {}
     counts: dict[str, int] = {}
-    with staged_output(out) as tmp:
+    with staged_output(out, record) as tmp:
         for r in raw:
             rel = f"data/raw/{r['name']}"
             n, digests[rel] = copy_verified(r["path"], tmp / rel, sha256=r["sha256"], size=r["size"],

@@ -129,11 +129,20 @@ def check_out(out: str | Path, *, archive_root: Path | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def staged_output(out: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; rename it to ``out`` on success, else remove it."""
+def staged_output(out: Path, record: Any = None) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out``; rename it to ``out`` on success, else remove it.
+
+    ``record`` (a :class:`~curation.provenance.package.PackageRecord`) is written into the
+    folder just before the rename, so a package folder always holds its record.
+    """
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         yield tmp
+        if record is not None:
+            from ..provenance.io import write_record
+            from ..provenance.package import PACKAGE_RECORD
+
+            write_record(tmp / PACKAGE_RECORD, record)
         if out.exists():
             if out.is_dir() and not any(out.iterdir()):
                 out.rmdir()
