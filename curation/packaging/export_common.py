@@ -135,7 +135,8 @@ def staged_output(out: Path, record: Any = None) -> Iterator[Path]:
     ``record`` (a :class:`~curation.provenance.package.PackageRecord`) is written into the
     folder just before the rename, so a package folder always holds its record.
     """
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    remove_leftovers(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}-", suffix=".partial", dir=out.parent))
     try:
         yield tmp
         if record is not None:
@@ -153,6 +154,37 @@ def staged_output(out: Path, record: Any = None) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove the temporary folders of earlier packages into ``out`` whose process is gone.
+
+    A package killed mid-write leaves ``.NAME.PID-XXXX.partial`` beside ``--out``; the
+    folder names the process that wrote it, so a folder of a running package is kept.
+    """
+    removed = []
+    prefix = f".{out.name}."
+    for p in out.parent.iterdir() if out.parent.is_dir() else ():
+        if not (p.name.startswith(prefix) and p.name.endswith(".partial")) or p.is_symlink() or not p.is_dir():
+            continue
+        pid_text = p.name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 # --- copies --------------------------------------------------------------------------------

@@ -629,3 +629,23 @@ def test_bag_with_package_record_still_validates(archive, tmp_path):
     assert (out / PACKAGE_RECORD).is_file()
     bagit.Bag(str(out)).validate()
     assert package(archive["root"], "sbem", "bagit", out, labels=["mito@v1"])[0].status.value == "notneeded"
+
+
+def test_leftovers_of_a_killed_package_are_removed(archive, tmp_path):
+    import os
+
+    out = tmp_path / "dc"
+    dead = _dead_pid()
+    stale = tmp_path / f".dc.{dead}-abc123.partial"
+    (stale / "data").mkdir(parents=True)
+    live = tmp_path / f".dc.{os.getppid()}-xyz.partial"  # a running process's folder is kept
+    live.mkdir()
+    package(archive["root"], "sbem", "datacite", out)
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["dc", live.name])
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
