@@ -76,6 +76,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise SystemExit(3) from None
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:  # the reader went away (`| head`): main() exits quietly
+            raise
         except Exception as exc:  # a bug: keep the traceback, show one line
             path = _log_traceback()
             click.echo(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "

@@ -1,0 +1,75 @@
+"""Rough edges a new user hit (issue 12): each a case that failed before its fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CURATE = str(Path(sys.executable).parent / "curate")
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PATH", "VIRTUAL_ENV")}
+    env["PATH"] = "/usr/bin:/bin"
+    return env
+
+
+def test_closed_pipe_exits_quietly():
+    """`curate ... | head -3`: the reader goes away; no "unexpected BrokenPipeError", no traceback."""
+    proc = subprocess.Popen([CURATE, "metadata", "template", "--technique", "SBF-SEM"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_env())
+    proc.stdout.close()  # before the command writes anything
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert err == "", err
+    assert proc.returncode in (0, 1)
+
+
+# --- polylines a pixel or two past the edge ---------------------------------------------------------
+
+
+def _polyline_csv(path: Path, rows: list[str]) -> Path:
+    path.write_text("annotator,slice,trace,x,y\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_polyline_vertex_just_outside_is_clipped_with_a_warning(tmp_path):
+    from curation.labels.annotations import read_polylines
+
+    p = _polyline_csv(tmp_path / "t.csv", ["u1,0,t1,-1.5,10", "u1,0,t1,30,10", "u1,0,t1,30,64.7", "u2,0,t1,5,5",
+                                            "u2,0,t1,9,9"])
+    aset = read_polylines(p, slice_shape=(64, 64), n_slices=1)
+    pts = aset.polylines["u1"][0][0].points
+    assert pts[:, 0].min() == 0.0 and pts[:, 1].max() == 63.0  # onto the edge pixels' centres
+    assert len(aset.warnings) == 1
+    assert "2 vertices up to 1.7 px outside the 64x64 slice clipped" in aset.warnings[0]
+    assert "row 2" in aset.warnings[0]
+    clean = read_polylines(_polyline_csv(tmp_path / "c.csv", ["u1,0,t1,-0.4,10", "u1,0,t1,30,10"]),
+                           slice_shape=(64, 64))
+    assert clean.warnings == []  # inside the edge pixel: no warning
+
+
+def test_polyline_vertex_far_outside_is_refused(tmp_path):
+    from curation.errors import LabelError
+    from curation.labels.annotations import read_polylines
+
+    p = _polyline_csv(tmp_path / "t.csv", ["u1,0,t1,-2.5,10", "u1,0,t1,30,10"])
+    with pytest.raises(LabelError, match=r"row 2, x: x coordinate outside the slice \(by more than 2 px"):
+        read_polylines(p, slice_shape=(64, 64))
+
+
+def test_polyline_json_vertices_clipped(tmp_path):
+    import json
+
+    from curation.labels.annotations import JSON_FORMAT, read_polylines
+
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"format": JSON_FORMAT, "slice_shape": [32, 32], "annotations": [
+        {"annotator": "u1", "slice": 0, "traces": [{"points": [[1, 1], [32.5, 4]]}]}]}))
+    aset = read_polylines(p)
+    assert aset.polylines["u1"][0][0].points[1].tolist() == [31.0, 4.0]
+    assert "annotations[0].traces[0].points[1]" in aset.warnings[0]
