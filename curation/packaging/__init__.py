@@ -107,7 +107,7 @@ def _package_record(src: Any, fmt: str, **options: Any) -> Any:
     job = job_fingerprint("package", format=fmt, archive=str(src.archive.root.resolve()), acquisition=src.name,
                           commit=src.commit, labels=labels, empiar_schema=schema_sha,
                           **options)
-    return PackageRecord(job=job, format=fmt, acquisition=src.name, commit=src.commit, labels=labels,
+    return PackageRecord(job=job, format=fmt, acquisition=src.name, dataset_commit=src.commit, labels=labels,
                          created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -131,7 +131,7 @@ def finished_package(out: Path | str, record: Any) -> Result | None:
         return None
     return notneeded("package", path.parent, f"{done.format} package of {done.acquisition} already written "
                      f"by the same job on {done.created}", format=done.format, name=done.acquisition,
-                     labels=list(done.labels), commit=done.commit)
+                     labels=list(done.labels), dataset_commit=done.dataset_commit)
 
 
 __all__ = ["FORMATS", "RunSummary", "package", "read_run_records"]

@@ -88,7 +88,7 @@ def write_bag(src: PackageSource, out: Path, *, doi: str | None = None, record: 
     return ok("package", out, f"BagIt bag of {src.name}: {n_files} payload files, {n_bytes / 1e6:.1f} MB",
               format="bagit", name=src.name, files=n_files, bytes=n_bytes, payload_oxum=oxum,
               labels=[lab.address for lab in src.labels], checksums=["sha256"], identifier=identifier_note(doi),
-              commit=src.commit)
+              dataset_commit=src.commit, archive_commit=src.archive_commit)
 
 
 def _compare(bag, digests: dict[str, str], name: str) -> None:

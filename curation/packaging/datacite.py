@@ -237,4 +237,4 @@ def write_datacite(src: PackageSource, out: Path, *, doi: str | None = None, pub
               f"{'DOI ' + doi if doi else 'no DOI yet'}", format="datacite", name=src.name, files=2,
               bytes=sum(p.stat().st_size for p in Path(out).iterdir()), json=JSON_NAME, doi=doi,
               identifier=identifier_note(doi), labels=[lab.address for lab in src.labels], version=__version__,
-              commit=src.commit)
+              dataset_commit=src.commit, archive_commit=src.archive_commit)

@@ -49,10 +49,9 @@ class Problem:
     def one_line(self) -> str:
         text = f"{self.field}: {self.message}"
         if self.expected is not None or self.found is not None:
-            exp = "nothing" if self.expected is None else str(self.expected)
             fnd = "nothing" if self.found is None else repr(self.found) if isinstance(self.found, str) \
                 else str(self.found)
-            text += f" (expected {exp}, found {fnd})"
+            text += f" (expected {self.expected}, found {fnd})" if self.expected is not None else f" (found {fnd})"
         return " ".join(text.split())
 
 

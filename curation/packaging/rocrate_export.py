@@ -315,4 +315,4 @@ def write_rocrate(src: PackageSource, out: Path, *, doi: str | None = None, publ
               f"{len(runs)} run record(s)", format="ro-crate", name=src.name, files=stats.files + 2,
               bytes=stats.bytes, entities=n_entities, actions=[f"#run-{_slug(r.id)}" for r in runs],
               labels=[lab.address for lab in src.labels], identifier=identifier_note(doi), version=__version__,
-              commit=src.commit)
+              dataset_commit=src.commit, archive_commit=src.archive_commit)

@@ -27,7 +27,7 @@ class PackageRecord(Record):
     job: str = Field(pattern=r"^[0-9a-f]{64}$")
     format: str
     acquisition: str
-    #: the acquisition commit the package was made from
-    commit: str | None = None
+    #: the acquisition dataset's commit the package was made from (as ``show`` and ``ingest`` name it)
+    dataset_commit: str | None = None
     labels: list[str] = Field(default_factory=list)
     created: str

@@ -73,3 +73,35 @@ def test_polyline_json_vertices_clipped(tmp_path):
     aset = read_polylines(p)
     assert aset.polylines["u1"][0][0].points[1].tolist() == [31.0, 4.0]
     assert "annotations[0].traces[0].points[1]" in aset.warnings[0]
+
+
+def test_project_license_is_an_spdx_string():
+    """A TOML table for project.license is deprecated (three build warnings)."""
+    import tomllib
+
+    doc = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert doc["project"]["license"] == "Apache-2.0"
+    assert any(r.startswith("setuptools>=77") for r in doc["build-system"]["requires"])  # PEP 639 support
+    assert "atheris" in " ".join(doc["project"]["optional-dependencies"]["fuzz"])
+
+
+# --- message wording -------------------------------------------------------------------------------
+
+
+def test_errors_without_an_expectation_do_not_say_expected_nothing():
+    from curation.errors import InvalidNameError
+    from curation.repository.names import check_name
+
+    with pytest.raises(InvalidNameError) as err:
+        check_name("../x")
+    assert "expected nothing" not in str(err.value) and "(found '../x')" in str(err.value)
+
+
+def test_metadata_check_names_each_field_once(tmp_path):
+    from curation.testing import write_metadata
+
+    md = write_metadata(tmp_path / "m.yaml", {"z": 8, "y": 8, "x": 8})
+    md.write_text(md.read_text().replace("title: Test acquisition", "title: ''"))
+    r = subprocess.run([CURATE, "metadata", "check", str(md)], capture_output=True, text=True, env=_env())
+    line = next(x for x in r.stdout.splitlines() if "study.title" in x)
+    assert line.count("study.title") == 1 and line.startswith("error: study.title (line "), line

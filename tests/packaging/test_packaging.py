@@ -210,6 +210,10 @@ def test_empiar_imagesets_and_files(empiar_package, archive, shared_data):
     assert (out / ".curation-package.json").is_file()
     readme = (out / "README.md").read_text()
     assert "empiar-depositor" in readme and "$" not in readme.replace("$ ", "")
+    # the codes explained (issue 12): not bare ('T13', '') tuples
+    assert "Category T13 (reconstructed volumes), format T3 (TIFF), voxel type T1 (unsigned 8-bit integer)" in readme
+    assert "OT (other: segmentation)" in readme and "('T" not in readme
+    assert empiar_package[1][0].data["dataset_commit"] and empiar_package[1][0].data["archive_commit"]
 
 
 def test_empiar_label_imagesets(empiar_package, archive):
