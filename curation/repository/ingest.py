@@ -175,6 +175,9 @@ def ingest(
     header = source.header
     label = _source_label(list(source.paths))
     md, voxel_nm, filled, warnings = reconcile(md, header, label, metadata_path)
+    from ..metadata.lint import plausibility
+
+    warnings += [w.one_line() for w in plausibility(md)]  # implausible values: recorded, not refused
     warnings += list(header.notes)
 
     memory_limit = opts.memory_bytes

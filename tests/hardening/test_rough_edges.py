@@ -105,3 +105,48 @@ def test_metadata_check_names_each_field_once(tmp_path):
     r = subprocess.run([CURATE, "metadata", "check", str(md)], capture_output=True, text=True, env=_env())
     line = next(x for x in r.stdout.splitlines() if "study.title" in x)
     assert line.count("study.title") == 1 and line.startswith("error: study.title (line "), line
+
+
+# --- implausible metadata --------------------------------------------------------------------------
+
+
+def _md(path: Path, voxel: dict, **acq) -> Path:
+    import yaml
+
+    from curation.testing import write_metadata
+
+    p = write_metadata(path, voxel)
+    doc = yaml.safe_load(p.read_text())
+    doc["acquisition"].update(acq)
+    p.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return p
+
+
+def test_implausible_metadata_is_warned(tmp_path):
+    from curation.metadata import load_metadata
+    from curation.metadata.lint import lint
+
+    md = load_metadata(_md(tmp_path / "m.yaml", {"z": 4000, "y": 0.002, "x": 0.002}, slice_thickness_nm=40))
+    found = {(w.field, w.message.split(" (")[0]) for w in lint(md)}
+    assert ("image_data.voxel_size.x", "pixel size outside the usual range for FIB-SEM") in found
+    assert ("image_data.voxel_size.z", "z voxel size outside the usual range for FIB-SEM") in found
+    assert ("image_data.voxel_size.z", "z voxel size differs from acquisition.slice_thickness_nm") in found
+    ok = load_metadata(_md(tmp_path / "ok.yaml", {"z": 8, "y": 8, "x": 8}, slice_thickness_nm=8))
+    assert not [w for w in lint(ok) if w.field.startswith("image_data")]
+
+
+def test_implausible_metadata_warning_is_recorded_at_ingest(tmp_path):
+    import numpy as np
+    import tifffile
+
+    from curation.provenance import IngestRecord, read_record
+    from curation.repository.archive import init_archive
+    from curation.repository.ingest import ingest
+
+    tifffile.imwrite(tmp_path / "v.tif", np.zeros((6, 16, 16), np.uint8), photometric="minisblack")
+    init_archive(tmp_path / "a", title="t")
+    md = _md(tmp_path / "m.yaml", {"z": 4000, "y": 8, "x": 8})
+    (r,) = ingest(tmp_path / "a", [tmp_path / "v.tif"], md, name="v")
+    assert any("usual range for FIB-SEM" in w for w in r.data["warnings"])
+    rec = read_record(tmp_path / "a" / "acquisitions" / "v" / "provenance" / "ingest.json", IngestRecord)
+    assert any("image_data.voxel_size.z" in w and "4000 nm" in w for w in rec.metadata.warnings)
