@@ -150,3 +150,41 @@ def test_implausible_metadata_warning_is_recorded_at_ingest(tmp_path):
     assert any("usual range for FIB-SEM" in w for w in r.data["warnings"])
     rec = read_record(tmp_path / "a" / "acquisitions" / "v" / "provenance" / "ingest.json", IngestRecord)
     assert any("image_data.voxel_size.z" in w and "4000 nm" in w for w in rec.metadata.warnings)
+
+
+# --- help texts --------------------------------------------------------------------------------------
+
+
+def test_labels_aggregate_help_explains_its_input_and_options():
+    from click.testing import CliRunner
+
+    from curation.cli.main import cli
+
+    out = " ".join(CliRunner().invoke(cli, ["labels", "aggregate", "--help"]).output.split())
+    assert "one folder holding one subfolder per annotator" in out
+    method = out.split("--method", 1)[1].split("--band-width-nm", 1)[0]
+    assert "STAPLE" in method and "majority" in method  # --method has a help text
+    band = out.split("--band-width-nm", 1)[1].split("--polyline-mode", 1)[0]
+    assert "Default: no band" in band
+
+
+def test_package_help_says_where_the_empiar_schema_comes_from():
+    from click.testing import CliRunner
+
+    from curation.cli.main import cli
+
+    out = " ".join(CliRunner().invoke(cli, ["package", "--help"]).output.split())
+    assert "emdb-empiar/empiar-depositor" in out
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "emdb-empiar/empiar-depositor" in readme and "demo-output/README.md" in readme
+
+
+def test_demo_readme_explains_its_folders(tmp_path):
+    from curation.web.preview import _readme
+
+    (tmp_path / "acquisition").mkdir()
+    (tmp_path / "deposit-empiar").mkdir()
+    text = _readme("Demo", "archive", [], [tmp_path / "deposit-empiar"], tmp_path)
+    for needle in ("`acquisition/`", "`images/`", "`metadata.yaml`", "`ground_truth/`", "`archive/`",
+                   "deposit-empiar", "`previews/`", "`index.html`"):
+        assert needle in text, needle
