@@ -298,7 +298,15 @@ def read_polylines(
         if slice_shape is None:
             raise LabelError("a CSV polyline export needs the slice shape", path=path, field="slice_shape", expected=_Say("(rows, columns) from the caller"), found=None)
         shape = (int(slice_shape[0]), int(slice_shape[1]))
-        table = _read_csv(path, shape, n_slices, tolerance_px, clipped)
+        try:
+            table = _read_csv(path, shape, n_slices, tolerance_px, clipped)
+        except UnicodeDecodeError as exc:
+            raise LabelError("the CSV is not UTF-8 text", path=path, field=f"byte {exc.start}",
+                             expected=_Say("UTF-8 (save the export as UTF-8)"),
+                             found=_Say(repr(exc.object[exc.start:exc.start + 4]))) from None
+        except csv.Error as exc:
+            raise LabelError(f"not a readable CSV: {exc}", path=path, expected=_Say("comma-separated text rows"),
+                             found=_Say("an unreadable row")) from None
     elif suffix == ".json":
         shape, table = _read_json(path, slice_shape, n_slices, tolerance_px, clipped)
     else:
