@@ -35,7 +35,7 @@ from .strategies import (
     polyline_json,
 )
 
-EXAMPLES = int(os.environ.get("CURATION_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("CURATION_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("CURATION_FUZZ_EXAMPLES"),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
