@@ -142,7 +142,7 @@ def aggregate_labels(
                        parents=parent_list, sources=list(aset.sources), note=note, creator=creator, names=label_names,
                        label_values=values, action="labels-aggregate", started=started, details=details,
                        consensus=ConsensusSummary(method=method, parameters=summary["parameters"],
-                                                  annotators=stats, flagged=list(res.flagged), warnings=list(aset.warnings)))
+                                                  annotators=stats, flagged=list(res.flagged)))
         result = store_label_version(tx, view, w, options)
     data = dict(result.data)
     data.update(method=method, annotators=stats, flagged=list(res.flagged), parameters=summary["parameters"],
