@@ -89,6 +89,14 @@ def test_metadata_raw_text(scratch, text, suffix):
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
     only_curation_errors(load_metadata, path)
     only_curation_errors(check_metadata, path)
+    # and as a user runs it: no "unexpected", no traceback, exit 0 or 1
+    from click.testing import CliRunner
+
+    from curation.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["metadata", "check", str(path)])
+    assert res.exit_code in (0, 1) and "error: unexpected" not in res.output and "Traceback" not in res.output, \
+        res.output
 
 
 # --- polylines -------------------------------------------------------------------------------------------
