@@ -188,3 +188,21 @@ def test_demo_readme_explains_its_folders(tmp_path):
     for needle in ("`acquisition/`", "`images/`", "`metadata.yaml`", "`ground_truth/`", "`archive/`",
                    "deposit-empiar", "`previews/`", "`index.html`"):
         assert needle in text, needle
+
+
+# --- found by the crash matrix ------------------------------------------------------------------------
+
+
+def test_a_journal_half_written_when_killed_is_removed_by_the_next_write(tmp_path):
+    """kill -9 while the journal's temporary file was written left `.ID.json.PID.partial` behind."""
+    from curation.repository.archive import init_archive, open_archive
+    from curation.repository.transaction import job_fingerprint, transaction
+
+    init_archive(tmp_path / "a", title="t")
+    archive = open_archive(tmp_path / "a")
+    journal = archive.staging_root / "journal"
+    journal.mkdir(parents=True)
+    (journal / ".20261202T000000-abc.json.4242.partial").write_text('{"schema_key": "Jour')
+    with transaction(archive, "test", job=job_fingerprint("test")) as tx:
+        assert tx.recovered == []
+    assert not journal.exists() and not archive.staging_root.exists()
