@@ -206,3 +206,32 @@ def test_a_journal_half_written_when_killed_is_removed_by_the_next_write(tmp_pat
     with transaction(archive, "test", job=job_fingerprint("test")) as tx:
         assert tx.recovered == []
     assert not journal.exists() and not archive.staging_root.exists()
+
+
+# --- found by the atheris run on the TIFF reader ------------------------------------------------------
+
+
+def test_tiff_whose_ifd_chain_loops_is_refused_at_once(tmp_path):
+    """A page whose next-IFD offset points at itself made tifffile's series scan loop forever."""
+    import struct
+
+    import numpy as np
+    import tifffile
+
+    p = tmp_path / "loop.tif"  # two pages of different shapes: tifffile's generic series scan
+    tifffile.imwrite(p, np.zeros((4, 3), np.uint8), photometric="minisblack", metadata=None)
+    tifffile.imwrite(p, np.zeros((5, 6), np.uint8), photometric="minisblack", metadata=None, append=True)
+    with tifffile.TiffFile(p) as tif:
+        len(tif.pages)
+        second = tif.pages._offsets[1]
+    data = bytearray(p.read_bytes())
+    n_tags = struct.unpack_from("<H", data, second)[0]
+    struct.pack_into("<I", data, second + 2 + 12 * n_tags, second)  # its next IFD: itself
+    p.write_bytes(bytes(data))
+    code = ("import sys\nfrom curation.errors import CurationError\nfrom curation.readers.tiff import inspect_tiff\n"
+            "try:\n    inspect_tiff(sys.argv[1])\nexcept CurationError:\n    pass\nprint('DONE')")
+    try:  # in a child, so a regression fails the test instead of hanging the suite
+        out = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("inspect_tiff loops on a TIFF whose IFD chain points back at itself")
+    assert "DONE" in out.stdout, out.stderr[-2000:]
