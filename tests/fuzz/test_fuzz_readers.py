@@ -22,8 +22,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_readers.py"
 @pytest.mark.parametrize("target", ["dm", "tiff"])
 def test_header_readers_survive_a_short_fuzz(target, shared_data, tmp_path):
     runs = os.environ.get("CURATION_FUZZ_RUNS", "80")
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--target", target, "--runs", runs, "--seconds", "10", "--timeout", "30",
-                           "--findings", str(tmp_path / "findings"), "--json"],
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--target", target, "--runs", runs, "--seconds", "10",
+                           "--timeout", "30", "--findings", str(tmp_path / "findings"), "--json"],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "CURATION_SHARED_DATA": str(shared_data)})
     (stats,) = json.loads(proc.stdout[proc.stdout.index("["):])
