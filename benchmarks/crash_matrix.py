@@ -173,7 +173,8 @@ def tree_digest(folder: Path) -> dict[str, str]:
                                           ".curation-package.json"):
             data = p.read_bytes()
             if p.name.startswith("manifest-"):  # the README's line carries its timestamp
-                data = b"".join(line for line in data.splitlines(keepends=True) if not line.rstrip().endswith(b"README.md"))
+                data = b"".join(line for line in data.splitlines(keepends=True)
+                                if not line.rstrip().endswith(b"README.md"))
             out[str(p.relative_to(folder))] = hashlib.sha256(data).hexdigest()
     return out
 

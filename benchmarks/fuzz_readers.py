@@ -129,7 +129,8 @@ def run_target(target: str, args: argparse.Namespace, work: Path) -> dict:
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, __file__, "--child", target, "--stats", str(stats_path),
                            "--findings", str(args.findings), "--", *lib], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})
+                          env={**os.environ,
+                               "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})
     took = time.monotonic() - t0
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {"executions": 0, "findings": {}}
     stats.update(seeds=n_seeds, seconds=round(took, 1), returncode=proc.returncode)
