@@ -235,3 +235,36 @@ def test_tiff_whose_ifd_chain_loops_is_refused_at_once(tmp_path):
     except subprocess.TimeoutExpired:
         pytest.fail("inspect_tiff loops on a TIFF whose IFD chain points back at itself")
     assert "DONE" in out.stdout, out.stderr[-2000:]
+
+
+def test_ingest_killed_inside_dataset_creation_recreates_it(tmp_path):
+    """kill -9 inside `datalad create` (its .datalad/ made, curation's .gitattributes not yet) used
+    to leave a dataset the re-run took as made: history and attributes differed (crash matrix)."""
+    import numpy as np
+    import tifffile
+
+    from curation.repository import datalad_ops as dlo
+    from curation.repository.archive import init_archive
+    from curation.repository.ingest import ingest
+    from curation.testing import write_metadata
+
+    tifffile.imwrite(tmp_path / "v.tif", np.zeros((6, 16, 16), np.uint8), photometric="minisblack")
+    md = write_metadata(tmp_path / "m.yaml", {"z": 8, "y": 8, "x": 8})
+    init_archive(tmp_path / "a", title="t")
+    code = ("import os, signal, sys\n"
+            "from curation.repository import datalad_ops as dlo\n"
+            "def create(path, *, description=None):\n"
+            "    dlo._call('datalad create', path, dlo._dl().create, path=str(path), description=description,"
+            " annex=True)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "dlo.create_dataset = create\n"
+            "from curation.repository.ingest import ingest\n"
+            "ingest(sys.argv[1], [sys.argv[2]], sys.argv[3], name='v')\n")
+    killed = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a"), str(tmp_path / "v.tif"), str(md)],
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    (r,) = [x for x in ingest(tmp_path / "a", [tmp_path / "v.tif"], md, name="v") if x.action == "ingest"]
+    assert r.status.value == "ok"
+    acq = tmp_path / "a" / "acquisitions" / "v"
+    assert "[DATALAD] new dataset" in dlo.git(acq, "log", "--format=%s")
+    assert dlo.GITATTRIBUTES.strip() in (acq / ".gitattributes").read_text()
