@@ -41,8 +41,10 @@ class CurationError(Exception):
             parts.append(self.field)
         head = ": ".join(parts)
         text = f"{head}: {self.message}" if head else self.message
-        if self.expected is not None or self.found is not None:
+        if self.expected is not None:
             text += f" (expected {_fmt(self.expected)}, found {_fmt(self.found)})"
+        elif self.found is not None:  # nothing to expect: say only what was found
+            text += f" (found {_fmt(self.found)})"
         if self.hint:
             text += f"; {self.hint}"
         return " ".join(text.split())  # always one line

@@ -102,6 +102,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             _replay(caught)
             raise
+        except BrokenPipeError:  # the reader went away (`| head`): main() exits quietly
+            raise
         except OSError as exc:  # the file system refused (permissions, a full disk, /proc): not a bug
             path = _log_traceback()
             where = f"{exc.filename}: " if exc.filename else ""

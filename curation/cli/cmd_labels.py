@@ -114,9 +114,14 @@ def import_(archive, name, source, layer, slices, numbering, replace, kind, note
 @click.argument("name")
 @click.argument("annotations", type=click.Path(exists=True))
 @click.option("--layer", required=True, help="Layer to store the consensus in (its next version).")
-@click.option("--method", type=click.Choice(["majority", "staple", "cria"]), default="majority", show_default=True)
+@click.option("--method", type=click.Choice(["majority", "staple", "cria"]), default="majority", show_default=True,
+              help="majority: a voxel is foreground when most annotators say so; staple: STAPLE's expectation-"
+              "maximisation, weighting annotators by their estimated sensitivity and specificity; cria: for "
+              "outlines, each volunteer's traces closed and filled, the interiors averaged (majority of the "
+              "interiors).")
 @click.option("--band-width-nm", type=params.LENGTH_NM,
-              help="cria: draw the consensus as an envelope band this wide (nm).")
+              help="cria only: redraw the consensus region's boundary as an envelope band this many nm wide "
+              "(converted with the image's pixel size). Default: no band, the filled region is stored.")
 @click.option("--polyline-mode", type=click.Choice(["fill", "trace"]),
               help="majority/staple on polylines: fill the outlines (default) or draw the traces.")
 @click.option("--width-px", type=params.WIDTH_PX, help="Trace width in pixels for --polyline-mode trace.")
@@ -127,7 +132,13 @@ def import_(archive, name, source, layer, slices, numbering, replace, kind, note
 @handle_errors
 def aggregate(archive, name, annotations, layer, method, band_width_nm, polyline_mode, width_px, numbering, note,
               creator, names, parents, scheduler, wait, as_json):
-    """Store the consensus of volunteer ANNOTATIONS (annotator mask folders or polylines)."""
+    """Store the consensus of volunteer ANNOTATIONS as the next version of --layer.
+
+    ANNOTATIONS is either one folder holding one subfolder per annotator (the subfolder's
+    name is the annotator id; each holds one mask per annotated slice, .tif/.tiff/.png,
+    the slice number in the file name), or a polyline export (.csv with columns
+    annotator, slice, trace, x, y [, closed]; or curation-polylines/1 .json). Polyline
+    vertices up to 2 px outside the slice are clipped to it (with a warning)."""
     from ..labels.aggregation import aggregate_labels
     from ..repository.pyramid import WriteOptions
 

@@ -28,10 +28,8 @@ def check_cmd(file, as_json):
     """Validate a filled metadata FILE; report every problem with its field path."""
     from ..metadata import check_metadata
 
-    def text(r):
+    def text(r):  # the message names the field (and its line) already
         sev = r.data.get("severity", "error" if r.failed else "ok")
-        if r.data.get("field"):
-            return f"{sev}: {r.data['field']}: {r.message}"
         return f"{sev}: {r.message}"
 
     render(check_metadata(file), as_json, text=text)

@@ -36,8 +36,8 @@ def _text(r) -> str:
               help="Label versions to include (repeat, or separate with commas). Default: EMPIAR takes the "
               "latest version of every layer, the other formats every version.")
 @click.option("--empiar-schema", type=click.Path(exists=True, dir_okay=False),
-              help="EMPIAR's empiar_deposition.schema.json to validate against as well "
-              "(default: $CURATION_EMPIAR_SCHEMA).")
+              help="EMPIAR's empiar_deposition.schema.json to validate against as well, as published in "
+              "the emdb-empiar/empiar-depositor GitHub repository (default: $CURATION_EMPIAR_SCHEMA).")
 @click.option("--experiment-type", type=int, help="EMPIAR experiment type code, overriding the one derived "
               "from the technique (SBF-SEM 4, FIB-SEM 5, ATUM-SEM 11).")
 @click.option("--doi", help="DOI of the dataset, when it has one (DataCite, RO-Crate, BagIt).")

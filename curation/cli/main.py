@@ -61,7 +61,23 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="curate")
+    try:
+        cli.main(prog_name="curate")
+    except BrokenPipeError:  # click handles EPIPE itself; this catches what it lets through
+        _quiet_pipe()
+
+
+def _quiet_pipe() -> None:
+    """Exit quietly when stdout's reader has gone (``curate labels list ... | head -3``)."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+    except (OSError, ValueError):
+        pass
+    raise SystemExit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

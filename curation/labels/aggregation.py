@@ -132,7 +132,7 @@ def aggregate_labels(
         method=method, parameters=summary["parameters"],
         input={"path": str(Path(annotations).resolve()), "format": aset.kind, "n_annotators": len(aset.annotators),
                "slices": list(res.slices)},
-        annotators=stats, flagged=list(res.flagged))
+        annotators=stats, flagged=list(res.flagged), warnings=list(aset.warnings))
     values = sorted({int(v) for v in np.unique(labels).tolist()})
     job = {"layer": layer, "annotations": str(Path(annotations).resolve()), "stamps": file_stamps(aset.sources),
            "method": method, "options": {k: str(v) for k, v in sorted(opts.items())}, "note": note, "creator": creator,
@@ -151,7 +151,9 @@ def aggregate_labels(
         result = store_label_version(tx, view, w, options)
     data = dict(result.data)
     data.update(method=method, annotators=stats, flagged=list(res.flagged), parameters=summary["parameters"],
-                seconds=round(time.monotonic() - t0, 3))
+                seconds=round(time.monotonic() - t0, 3), warnings=list(aset.warnings))
     flagged = ", ".join(res.flagged) or "none"
     message = f"{result.message}; {method} consensus of {len(aset.annotators)} annotator(s), flagged: {flagged}"
+    if aset.warnings:
+        message += "; warning: " + "; ".join(aset.warnings)
     return [*tx.recovered, result.model_copy(update={"data": data, "message": message})]

@@ -63,8 +63,11 @@ empty annotation. Several records for one (annotator, slice) are merged.
 
 Both polyline formats check: coordinates are finite numbers; a polyline has at least
 2 points; the slice is inside the volume when the caller passes ``n_slices``; a vertex
-lies inside the slice, extended by ``tolerance_px`` (default 1 pixel) on every side
-(``-tolerance <= x <= columns - 1 + tolerance``).
+lies inside the slice, extended by ``tolerance_px`` (default 2 pixels) on every side
+(``-tolerance <= x <= columns - 1 + tolerance``). A vertex in that margin (a volunteer
+dragging a pixel or two past the edge, common in real exports) is clipped to the
+nearest pixel centre of the slice, and :attr:`AnnotationSet.warnings` says how many
+were clipped and how far; a vertex farther out refuses the file.
 """
 
 from __future__ import annotations
@@ -128,6 +131,8 @@ class AnnotationSet:
     polylines: dict[str, dict[int, list[Trace]]] = field(default_factory=dict)
     sources: list[Path] = field(default_factory=list)
     n_slices: int | None = None
+    #: what was accepted but changed (vertices clipped to the slice), for the run record
+    warnings: list[str] = field(default_factory=list)
 
     def slices_of(self, annotator: str) -> list[int]:
         """The slices ``annotator`` annotated, in order."""
@@ -277,14 +282,16 @@ def read_polylines(
     *,
     slice_shape: tuple[int, int] | None = None,
     n_slices: int | None = None,
-    tolerance_px: float = 1.0,
+    tolerance_px: float = 2.0,
 ) -> AnnotationSet:
     """Read a polyline export, CSV or JSON by its suffix (see the module docstring).
 
     ``slice_shape`` (rows, columns) is required for CSV; for JSON, when given, it must
-    agree with the file's. ``n_slices`` bounds the slice indices.
+    agree with the file's. ``n_slices`` bounds the slice indices. Vertices at most
+    ``tolerance_px`` outside the slice are clipped to it (with a warning), others refused.
     """
     path = Path(path)
+    clipped: list[_Clip] = []
     if not path.is_file():
         raise LabelError("polyline file not found", path=path)
     suffix = path.suffix.lower()
@@ -292,9 +299,9 @@ def read_polylines(
         if slice_shape is None:
             raise LabelError("a CSV polyline export needs the slice shape", path=path, field="slice_shape", expected=_Say("(rows, columns) from the caller"), found=None)
         shape = (int(slice_shape[0]), int(slice_shape[1]))
-        table = _read_csv(path, shape, n_slices, tolerance_px)
+        table = _read_csv(path, shape, n_slices, tolerance_px, clipped)  # safeload: encoding, sizes, rows
     elif suffix == ".json":
-        shape, table = _read_json(path, slice_shape, n_slices, tolerance_px)
+        shape, table = _read_json(path, slice_shape, n_slices, tolerance_px, clipped)
     else:
         raise LabelError("unknown polyline format", path=path, field="suffix", expected=_Say("'.csv' or '.json'"), found=path.suffix)
     return AnnotationSet(
@@ -304,7 +311,26 @@ def read_polylines(
         polylines=table,
         sources=[path],
         n_slices=n_slices,
+        warnings=[_clip_warning(path, shape, clipped)] if clipped else [],
     )
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """A vertex moved onto the slice: where, and how far outside it was (pixels)."""
+
+    where: str
+    x: float
+    y: float
+    distance: float
+
+
+def _clip_warning(path: Path, shape: tuple[int, int], clipped: list[_Clip]) -> str:
+    worst = max(c.distance for c in clipped)
+    first = clipped[0]
+    n = len(clipped)
+    return (f"{path.name}: {n} vert{'ex' if n == 1 else 'ices'} up to {worst:.3g} px outside the "
+            f"{shape[0]}x{shape[1]} slice clipped to its edge (first: {first.where}, x={first.x:g}, y={first.y:g})")
 
 
 def _pick(columns: Mapping[str, str], names: tuple[str, ...]) -> str | None:
@@ -314,7 +340,8 @@ def _pick(columns: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _read_csv(path: Path, shape: tuple[int, int], n_slices: int | None, tol: float) -> dict[str, dict[int, list[Trace]]]:
+def _read_csv(path: Path, shape: tuple[int, int], n_slices: int | None, tol: float,
+              clipped: list[_Clip]) -> dict[str, dict[int, list[Trace]]]:
     header, reader = read_csv(path, error=LabelError)
     if True:  # one block, as when the file was a handle
         columns = {h.strip().lower(): h for h in header if h is not None}
@@ -360,7 +387,7 @@ def _read_csv(path: Path, shape: tuple[int, int], n_slices: int | None, tol: flo
                 raise LabelError("empty trace id", path=path, field=f"{where}, {col['trace']}", expected=_Say("a trace id"), found="")
             x = _float_cell(xs, path, f"{where}, {col['x']}")
             y = _float_cell(ys, path, f"{where}, {col['y']}")
-            _check_point(x, y, shape, tol, path, where)
+            x, y = _check_point(x, y, shape, tol, path, where, clipped)
             closed = False
             if closed_col is not None:
                 closed = _bool_cell(row.get(closed_col), path, f"{where}, {closed_col}")
@@ -422,16 +449,24 @@ def _bool_cell(value: Any, path: Path, where: str) -> bool:
     raise LabelError("not a boolean", path=path, field=where, expected=_Say("true or false"), found=str(value))
 
 
-def _check_point(x: float, y: float, shape: tuple[int, int], tol: float, path: Path, where: str) -> None:
+def _check_point(x: float, y: float, shape: tuple[int, int], tol: float, path: Path, where: str,
+                 clipped: list[_Clip]) -> tuple[float, float]:
+    """The vertex, clipped to the slice's pixel centres when it lies in the margin; refused beyond."""
+    out = []
     for name, v, size in (("x", x, shape[1]), ("y", y, shape[0])):
         if v < -tol or v > size - 1 + tol:
             raise LabelError(
-                f"{name} coordinate outside the slice",
+                f"{name} coordinate outside the slice (by more than {tol:g} px; nearer ones are clipped)",
                 path=path,
                 field=f"{where}, {name}",
                 expected=_span(-float(tol), float(size - 1 + tol)),
                 found=v,
             )
+        out.append(min(max(v, 0.0), float(size - 1)))
+    distance = max(-x - 0.5, x - (shape[1] - 0.5), -y - 0.5, y - (shape[0] - 0.5))
+    if distance > 0:  # beyond the edge pixels' footprint: say so
+        clipped.append(_Clip(where, x, y, distance + 0.5))
+    return out[0], out[1]
 
 
 def _check_count(n: int, path: Path, where: str) -> None:
@@ -440,7 +475,7 @@ def _check_count(n: int, path: Path, where: str) -> None:
 
 
 def _read_json(
-    path: Path, slice_shape: tuple[int, int] | None, n_slices: int | None, tol: float
+    path: Path, slice_shape: tuple[int, int] | None, n_slices: int | None, tol: float, clipped: list[_Clip]
 ) -> tuple[tuple[int, int], dict[str, dict[int, list[Trace]]]]:
     doc = read_json(path, error=LabelError)
     if not isinstance(doc, dict):
@@ -474,11 +509,11 @@ def _read_json(
             raise LabelError("traces is not a list", path=path, field=f"{where}.traces", expected=_Say("a list"), found=type(traces).__name__)
         out = table.setdefault(annotator.strip(), {}).setdefault(int(z), [])
         for j, tr in enumerate(traces):
-            out.append(_json_trace(tr, shape, tol, path, f"{where}.traces[{j}]"))
+            out.append(_json_trace(tr, shape, tol, path, f"{where}.traces[{j}]", clipped))
     return shape, table
 
 
-def _json_trace(tr: Any, shape: tuple[int, int], tol: float, path: Path, where: str) -> Trace:
+def _json_trace(tr: Any, shape: tuple[int, int], tol: float, path: Path, where: str, clipped: list[_Clip]) -> Trace:
     if not isinstance(tr, dict):
         raise LabelError("not a trace", path=path, field=where, expected=_Say("an object with points"), found=type(tr).__name__)
     pts = tr.get("points")
@@ -495,8 +530,7 @@ def _json_trace(tr: Any, shape: tuple[int, int], tol: float, path: Path, where: 
         for name, v in zip(("x", "y"), p):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise LabelError("not a number", path=path, field=f"{at}, {name}", expected=_Say("a pixel coordinate"), found=_Say(json.dumps(v)))
-        _check_point(float(p[0]), float(p[1]), shape, tol, path, at)
-        xy.append((float(p[0]), float(p[1])))
+        xy.append(_check_point(float(p[0]), float(p[1]), shape, tol, path, at, clipped))
     _check_count(len(xy), path, where)
     return Trace(np.array(xy, dtype=np.float64), closed=closed)
 

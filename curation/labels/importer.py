@@ -467,6 +467,10 @@ def _check_range(inp: LabelInput, zs: Sequence[int], hi: int, field_: str) -> No
         seen.add(z)
 
 
+#: larger slice indices are refused outright (a 4 TB volume at 8 nm has about 10^5 slices)
+MAX_SLICE = 10**7
+
+
 def parse_slices(tokens: Iterable[str | int] | None) -> list[int] | None:
     """``["3", "7", "10-12", "20,21"]`` → [3, 7, 10, 11, 12, 20, 21]; None stays None."""
     if tokens is None:
@@ -479,6 +483,9 @@ def parse_slices(tokens: Iterable[str | int] | None) -> list[int] | None:
                 raise LabelError("not a slice index", field="--slices", expected="integers or ranges like 0-19",
                                  found=part)
             a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+            if b >= MAX_SLICE:  # no volume has that many slices; a range that long would exhaust memory
+                raise LabelError("a slice index beyond any volume", field="--slices",
+                                 expected=f"indices below {MAX_SLICE}", found=part)
             if b < a:
                 raise LabelError("an empty slice range", field="--slices", expected="LOW-HIGH", found=part)
             out.extend(range(a, b + 1))

@@ -42,9 +42,10 @@ class Finding(BaseModel):
         if self.line is not None:
             where += f" (line {self.line})"
         text = f"{where}: {self.message}"
-        if self.expected is not None or self.found is not None:
-            expected = "nothing" if self.expected is None else str(self.expected)
-            text += f" (expected {expected}, found {_fmt(self.found)})"
+        if self.expected is not None:
+            text += f" (expected {self.expected}, found {_fmt(self.found)})"
+        elif self.found is not None:
+            text += f" (found {_fmt(self.found)})"
         return " ".join(text.split())
 
     def __str__(self) -> str:

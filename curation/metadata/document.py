@@ -95,6 +95,8 @@ def parse_text(
             raise MetadataError(f"invalid YAML{where}: {what}", path=path) from e
         except yaml.YAMLError as e:
             raise MetadataError(f"invalid YAML: {' '.join(str(e).split())}", path=path) from e
+        except (RecursionError, ValueError, OverflowError) as e:  # deep nesting, a 5000-digit number
+            raise MetadataError(f"the YAML cannot be read: {_why(e)}", path=path) from None
     if data is None:
         raise MetadataError("the metadata file is empty", path=path, expected="a mapping")
     if not isinstance(data, dict):
@@ -107,11 +109,20 @@ def parse_text(
     return data, line_map(text)
 
 
+def _why(e: BaseException) -> str:
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    text = " ".join(str(e).split())
+    if "digits" in text:
+        return "a number with too many digits"
+    return text[:200]
+
+
 def line_map(text: str) -> dict[str, int]:
     """Dotted path -> 1-based line of its key (or list item); empty if the text won't compose."""
     try:
         node = yaml.compose(text, Loader=_Loader)  # noqa: S506
-    except (yaml.YAMLError, Refused, RecursionError):
+    except (yaml.YAMLError, Refused, RecursionError, ValueError):
         return {}
     out: dict[str, int] = {}
     _walk_nodes(node, "", out, 0)

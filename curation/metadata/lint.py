@@ -75,6 +75,45 @@ def lint(md: AcquisitionMetadata) -> list[Finding]:
                     expected="a value and unit, e.g. {value: 8, unit: nm}",
                 )
             )
+    out += plausibility(md)
+    return out
+
+
+#: usual voxel sizes in nm per technique, (low, high), generous: outside them a value is
+#: more likely a typing or unit error than a real acquisition
+PIXEL_RANGE_NM: dict[Technique, tuple[float, float]] = {
+    Technique.FIB_SEM: (1, 50), Technique.SBF_SEM: (2, 100), Technique.ATUM_SEM: (1, 100),
+    Technique.SSTEM: (0.5, 50), Technique.SEM: (0.5, 1000), Technique.TEM: (0.05, 100),
+    Technique.STEM: (0.02, 100), Technique.ET: (0.1, 50),
+}
+Z_RANGE_NM: dict[Technique, tuple[float, float]] = {
+    Technique.FIB_SEM: (1, 50), Technique.SBF_SEM: (10, 200), Technique.ATUM_SEM: (10, 200),
+    Technique.SSTEM: (20, 300), Technique.ET: (0.1, 50),
+}
+
+
+def plausibility(md: AcquisitionMetadata) -> list[Finding]:
+    """Warnings for values that disagree with each other or fall outside the technique's
+    usual range (a 0.002 nm pixel, a 4000 nm z step beside a 40 nm slice thickness).
+    Ingest records them in the ingest record (``metadata.warnings``)."""
+    out: list[Finding] = []
+    tech = md.acquisition.technique
+    z_nm, y_nm, x_nm = md.voxel_size_nm()
+    lo, hi = PIXEL_RANGE_NM[tech]
+    for axis, v in (("y", y_nm), ("x", x_nm)):
+        if v is not None and not lo <= v <= hi:
+            out.append(_warn(f"image_data.voxel_size.{axis}",
+                             f"pixel size outside the usual range for {tech.value} (a unit or typing error?)",
+                             expected=f"{lo:g}-{hi:g} nm", found=f"{v:g} nm"))
+    if y_nm is not None and x_nm is not None and max(y_nm, x_nm) > 2 * min(y_nm, x_nm):
+        out.append(_warn("image_data.voxel_size.y", "y and x pixel sizes differ by more than a factor 2",
+                         expected=f"about {x_nm:g} nm like x", found=f"{y_nm:g} nm"))
+    if tech in Z_RANGE_NM and z_nm is not None:
+        lo, hi = Z_RANGE_NM[tech]
+        if not lo <= z_nm <= hi:
+            out.append(_warn("image_data.voxel_size.z",
+                             f"z voxel size outside the usual range for {tech.value} (a unit or typing error?)",
+                             expected=f"{lo:g}-{hi:g} nm", found=f"{z_nm:g} nm"))
     step = md.acquisition.slice_thickness_nm
     z_nm = md.voxel_size_nm()[0]
     if md.acquisition.technique in _SECTIONED and step is not None and z_nm is not None:

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ..errors import PackagingError
-from ..records import Result
+from ..records import Result, notneeded
 from .runrecords import RunSummary, read_run_records
 
 FORMATS = ("empiar", "ro-crate", "bagit", "datacite")
@@ -65,23 +66,75 @@ def package(
     if doi is not None:
         doi = check_doi(doi, field="--doi", error=PackagingError)
     src = load_source(archive_path, name)
-    target = check_out(out, archive_root=src.archive.root)
     src = select_labels(src, labels, default=DEFAULT_LABELS[fmt_key])
+    record = _package_record(src, fmt_key, empiar_schema=empiar_schema, experiment_type=experiment_type, doi=doi,
+                             publisher=publisher)
+    done = finished_package(out, record)
+    if done is not None:
+        return [done]
+    target = check_out(out, archive_root=src.archive.root)
     if fmt_key == "empiar":
         from .empiar import write_empiar
 
-        return [write_empiar(src, target, empiar_schema=empiar_schema, experiment_type=experiment_type)]
+        return [write_empiar(src, target, empiar_schema=empiar_schema, experiment_type=experiment_type,
+                             record=record)]
     if fmt_key == "ro-crate":
         from .rocrate_export import write_rocrate
 
-        return [write_rocrate(src, target, doi=doi, publisher=publisher)]
+        return [write_rocrate(src, target, doi=doi, publisher=publisher, record=record)]
     if fmt_key == "bagit":
         from .bagit_export import write_bag
 
-        return [write_bag(src, target, doi=doi)]
+        return [write_bag(src, target, doi=doi, record=record)]
     from .datacite import write_datacite
 
-    return [write_datacite(src, target, doi=doi, publisher=publisher)]
+    return [write_datacite(src, target, doi=doi, publisher=publisher, record=record)]
+
+
+def _package_record(src: Any, fmt: str, **options: Any) -> Any:
+    """The record a package of ``src`` in ``fmt`` with ``options`` carries (its job fingerprint)."""
+    import hashlib
+    from datetime import datetime, timezone
+
+    from ..provenance.package import PackageRecord
+    from ..repository.transaction import job_fingerprint
+    from .empiar_checks import official_schema_path
+
+    schema_option = options.pop("empiar_schema")
+    schema = official_schema_path(schema_option) if fmt == "empiar" else None
+    try:
+        schema_sha = hashlib.sha256(Path(schema).read_bytes()).hexdigest() if schema is not None else None
+    except OSError:
+        schema_sha = str(schema)  # refused later, with the file named
+    labels = [lab.address for lab in src.labels]
+    job = job_fingerprint("package", format=fmt, archive=str(src.archive.root.resolve()), acquisition=src.name,
+                          commit=src.commit, labels=labels, empiar_schema=schema_sha,
+                          **options)
+    return PackageRecord(job=job, format=fmt, acquisition=src.name, dataset_commit=src.commit, labels=labels,
+                         created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def finished_package(out: Path | str, record: Any) -> Result | None:
+    """A notneeded result when ``out`` already holds the package ``record`` describes, else None.
+
+    A folder whose package record names another job is left to :func:`check_out` to refuse.
+    """
+    from ..errors import RecordError
+    from ..provenance.io import read_record
+    from ..provenance.package import PACKAGE_RECORD, PackageRecord
+
+    path = Path(os.path.abspath(str(out))) / PACKAGE_RECORD
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        done = read_record(path, PackageRecord)
+    except RecordError:
+        return None
+    if done.job != record.job:
+        return None
+    return notneeded("package", path.parent, f"{done.format} package of {done.acquisition} already written "
+                     f"by the same job on {done.created}", format=done.format, name=done.acquisition,
+                     labels=list(done.labels), dataset_commit=done.dataset_commit)
 
 
 __all__ = ["FORMATS", "RunSummary", "package", "read_run_records"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..errors import PackagingError
@@ -51,7 +52,7 @@ def raw_problems(src: PackageSource) -> list[Problem]:
     return []
 
 
-def write_bag(src: PackageSource, out: Path, *, doi: str | None = None) -> Result:
+def write_bag(src: PackageSource, out: Path, *, doi: str | None = None, record: Any = None) -> Result:
     import bagit
 
     info, problems = contact(src)
@@ -69,7 +70,7 @@ def write_bag(src: PackageSource, out: Path, *, doi: str | None = None) -> Resul
         "Curation-Labels": ", ".join(lab.address for lab in src.labels) or "none",
         "License": md.study.license,
     })
-    with staged_output(out) as tmp:
+    with staged_output(out, record) as tmp:
         stats = copy_acquisition(src, tmp / src.name)
         readme = deposit_readme(
             src, format_title="A BagIt bag (RFC 8493, sha256)", doi=doi,
@@ -87,7 +88,7 @@ def write_bag(src: PackageSource, out: Path, *, doi: str | None = None) -> Resul
     return ok("package", out, f"BagIt bag of {src.name}: {n_files} payload files, {n_bytes / 1e6:.1f} MB",
               format="bagit", name=src.name, files=n_files, bytes=n_bytes, payload_oxum=oxum,
               labels=[lab.address for lab in src.labels], checksums=["sha256"], identifier=identifier_note(doi),
-              commit=src.commit)
+              dataset_commit=src.commit, archive_commit=src.archive_commit)
 
 
 def _compare(bag, digests: dict[str, str], name: str) -> None:

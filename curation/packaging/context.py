@@ -278,6 +278,6 @@ def deposit_readme(src: PackageSource, *, format_title: str, contents: str, chec
         organism=md.biosample.organism.scientific_name, shape=" x ".join(map(str, src.shape)),
         voxel=" x ".join(f"{v:g}" for v in vox), license=md.study.license, identifier=identifier_note(doi),
         labels=", ".join(f"`{lab.address}`" for lab in src.labels) or "none",
-        contents=contents, check=check, provenance=provenance, commit=src.commit or "unknown",
+        contents=contents, check=check, provenance=provenance, dataset_commit=src.commit or "unknown",
         archive_commit=src.archive_commit or "unknown",
     )

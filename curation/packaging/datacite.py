@@ -209,7 +209,8 @@ def _check_name(c: dict[str, Any], where: str, out: list[Problem]) -> None:
                 out.append(Problem(f"{where}.nameIdentifiers[{j}]", f"ORCID iD: {p.message}", found=p.found))
 
 
-def write_datacite(src: PackageSource, out: Path, *, doi: str | None = None, publisher: str | None = None) -> Result:
+def write_datacite(src: PackageSource, out: Path, *, doi: str | None = None, publisher: str | None = None,
+                   record: Any = None) -> Result:
     problems: list[Problem] = []
     if doi:
         try:
@@ -219,7 +220,7 @@ def write_datacite(src: PackageSource, out: Path, *, doi: str | None = None, pub
     doc = build_datacite(src, doi=doi if not problems else None, publisher=publisher)
     problems += check_datacite(doc)
     refuse(problems, f"cannot write DataCite metadata for {src.name}", src.acq / "metadata.json")
-    with staged_output(out) as tmp:
+    with staged_output(out, record) as tmp:
         write_json(tmp / JSON_NAME, doc)
         readme = deposit_readme(
             src, format_title="DataCite metadata (kernel 4, JSON)", doi=doi,
@@ -236,4 +237,4 @@ def write_datacite(src: PackageSource, out: Path, *, doi: str | None = None, pub
               f"{'DOI ' + doi if doi else 'no DOI yet'}", format="datacite", name=src.name, files=2,
               bytes=sum(p.stat().st_size for p in Path(out).iterdir()), json=JSON_NAME, doi=doi,
               identifier=identifier_note(doi), labels=[lab.address for lab in src.labels], version=__version__,
-              commit=src.commit)
+              dataset_commit=src.commit, archive_commit=src.archive_commit)

@@ -57,14 +57,17 @@ from .context import PackageSource, missing_content
 from .empiar_checks import (
     BAD_NAME_CHARS,
     DOI_RE,
+    CATEGORY_LABELS,
     EMPIAR_COUNTRIES,
     EXPERIMENT_CODES,
     EXPERIMENT_LABELS,
     EXPERIMENT_TYPES,
     FORMAT_CODES,
+    FORMAT_LABELS,
     NAME_RE,
     RELEASE_TEXT,
     VOXEL_CODES,
+    VOXEL_LABELS,
     VOXEL_OTHER,
     check_deposition,
     check_official,
@@ -88,6 +91,18 @@ JSON_NAME = "empiar_deposition.json"
 ENTRY_IMAGE = "entry_thumbnail.png"
 def code(value: str, other: str = "") -> str:
     return f"('{value}', '{other}')"
+
+
+def explain_code(text: str, labels: dict[str, str]) -> str:
+    """``('T3', '')`` as ``T3 (TIFF)``, ``('OT', 'segmentation')`` as ``OT (other: segmentation)``."""
+    m = re.fullmatch(r"\('([A-Z0-9]+)', '([^']*)'\)", text)
+    if m is None:
+        return text
+    value, other = m.groups()
+    if value == "OT":
+        return f"OT (other: {other})"
+    label = labels.get(value)
+    return f"{value} ({label})" if label else value
 
 
 def format_code(suffix: str) -> str:
@@ -460,7 +475,7 @@ def build_deposition(src: PackageSource, imagesets: list[dict[str, Any]],
 
 
 def write_empiar(src: PackageSource, out: Path, *, empiar_schema: str | os.PathLike[str] | None = None,
-                 experiment_type: int | None = None) -> Result:
+                 experiment_type: int | None = None, record: Any = None) -> Result:
     problems = metadata_problems(src, experiment_type)
     raw, raw_problems = raw_plan(src)
     problems += raw_problems
@@ -477,7 +492,7 @@ def write_empiar(src: PackageSource, out: Path, *, empiar_schema: str | os.PathL
 
     digests: dict[str, str] = {}
     counts: dict[str, int] = {}
-    with staged_output(out) as tmp:
+    with staged_output(out, record) as tmp:
         for r in raw:
             rel = f"data/raw/{r['name']}"
             n, digests[rel] = copy_verified(r["path"], tmp / rel, sha256=r["sha256"], size=r["size"],
@@ -516,14 +531,16 @@ def write_empiar(src: PackageSource, out: Path, *, empiar_schema: str | os.PathL
                                                            for s in imagesets],
               labels=[lab.address for lab in src.labels], experiment_type=doc["experiment_type"],
               release_date=doc["release_date"], official_schema=str(schema_path) if schema_path else None,
-              manifest="manifest-sha256.txt", entry_image=ENTRY_IMAGE, commit=src.commit)
+              manifest="manifest-sha256.txt", entry_image=ENTRY_IMAGE, dataset_commit=src.commit, archive_commit=src.archive_commit)
 
 
 def _readme(src: PackageSource, doc: dict[str, Any], imagesets: list[dict[str, Any]], counts: dict[str, int]) -> str:
     lines = []
     for s in imagesets:
         lines.append(f"  - `{s['directory'].lstrip('/')}/` ({counts.get(s['directory'], 0)} files): {s['name']}. "
-                     f"Category {s['category']}, format {s['data_format']}, voxel type {s['voxel_type']}.")
+                     f"Category {explain_code(s['category'], CATEGORY_LABELS)}, format "
+                     f"{explain_code(s['data_format'], FORMAT_LABELS)}, voxel type "
+                     f"{explain_code(s['voxel_type'], VOXEL_LABELS)}.")
     labels = "\n".join(f"- `{lab.address}` ({lab.kind or 'labels'}), from "
                        f"`{src.name}.ome.zarr/labels/{lab.group}`" for lab in src.labels) or "- none"
     z, y, x = src.voxel_size_nm
@@ -536,7 +553,7 @@ def _readme(src: PackageSource, doc: dict[str, Any], imagesets: list[dict[str, A
         release_code=doc["release_date"], release_text=RELEASE_TEXT[doc["release_date"]],
         imagesets="\n".join(lines), labels=labels,
         voxel=f"{z:g} x {y:g} x {x:g}", voxel_depth_a=f"{z * 10:g}",
-        license=src.metadata.study.license, commit=src.commit or "unknown",
+        license=src.metadata.study.license, dataset_commit=src.commit or "unknown",
         archive_commit=src.archive_commit or "unknown", version=__version__,
         created=_now(),
     )

@@ -46,6 +46,13 @@ VOXEL_CODES = {"uint8": "T1", "int8": "T2", "uint16": "T3", "int16": "T4", "uint
                "float32": "T7", "bool": "T8"}
 VOXEL_OTHER = {"float64": "64 BIT FLOAT", "uint64": "UNSIGNED 64 BIT INTEGER",
                "int64": "SIGNED 64 BIT INTEGER", "float16": "16 BIT FLOAT"}
+#: what the codes curation writes mean, for the package README (EMPIAR's JSON holds codes only)
+CATEGORY_LABELS = {"T1": "micrographs - single frame", "T13": "reconstructed volumes"}
+FORMAT_LABELS = {"T1": "MRC", "T2": "MRCS", "T3": "TIFF", "T5": "DM3", "T6": "DM4", "T7": "SPIDER", "T9": "EER",
+                 "T10": "PNG", "T11": "JPEG", "T13": "EM", "T14": "TPX3"}
+VOXEL_LABELS = {"T1": "unsigned 8-bit integer", "T2": "signed 8-bit integer", "T3": "unsigned 16-bit integer",
+                "T4": "signed 16-bit integer", "T5": "unsigned 32-bit integer", "T6": "signed 32-bit integer",
+                "T7": "32-bit float", "T8": "bit (boolean)"}
 #: ISO 3166-1 codes EMPIAR's country list lacks, and codes it has beyond ISO
 EMPIAR_COUNTRIES = (set(COUNTRY_CODES) - {"AX", "BQ"}) | {"FX", "XK"}
 EXPERIMENT_CODES = set(EXPERIMENT_LABELS)

@@ -49,10 +49,9 @@ class Problem:
     def one_line(self) -> str:
         text = f"{self.field}: {self.message}"
         if self.expected is not None or self.found is not None:
-            exp = "nothing" if self.expected is None else str(self.expected)
             fnd = "nothing" if self.found is None else repr(self.found) if isinstance(self.found, str) \
                 else str(self.found)
-            text += f" (expected {exp}, found {fnd})"
+            text += f" (expected {self.expected}, found {fnd})" if self.expected is not None else f" (found {fnd})"
         return " ".join(text.split())
 
 
@@ -168,11 +167,13 @@ def remove_leftovers(out: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def staged_output(out: Path) -> Iterator[Path]:
+def staged_output(out: Path, record: Any = None) -> Iterator[Path]:
     """Yield a temporary folder beside ``out``; rename it to ``out`` on success, else remove it.
 
     The folder is named ``.NAME.pPID.XXXX.partial``: a run killed mid-write leaves it behind,
-    and the next run for the same ``out`` removes it (:func:`remove_leftovers`)."""
+    and the next run for the same ``out`` removes it (:func:`remove_leftovers`). ``record``
+    (a :class:`~curation.provenance.package.PackageRecord`) is written into the folder just
+    before the rename, so a package folder always holds its record."""
     remove_leftovers(out)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.p{os.getpid()}.", suffix=".partial", dir=out.parent))
@@ -181,6 +182,11 @@ def staged_output(out: Path) -> Iterator[Path]:
                              path=out, field="--out", hint="give a folder on a writable file system") from None
     try:
         yield tmp
+        if record is not None:
+            from ..provenance.io import write_record
+            from ..provenance.package import PACKAGE_RECORD
+
+            write_record(tmp / PACKAGE_RECORD, record)
         if out.exists():
             if out.is_dir() and not any(out.iterdir()):
                 out.rmdir()
@@ -196,6 +202,7 @@ def staged_output(out: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
 
 
 # --- copies --------------------------------------------------------------------------------

@@ -286,7 +286,8 @@ def _license_id(spdx: str) -> str:
     return f"#license-{_slug(spdx)}" if spdx.startswith("LicenseRef-") else f"https://spdx.org/licenses/{spdx}"
 
 
-def write_rocrate(src: PackageSource, out: Path, *, doi: str | None = None, publisher: str | None = None) -> Result:
+def write_rocrate(src: PackageSource, out: Path, *, doi: str | None = None, publisher: str | None = None,
+                  record: Any = None) -> Result:
     from .bagit_export import raw_problems
 
     problems = missing_content(src, src.labels) + raw_problems(src)
@@ -294,7 +295,7 @@ def write_rocrate(src: PackageSource, out: Path, *, doi: str | None = None, publ
     chosen = {lab.group for lab in src.labels}
     runs = [r for r in read_run_records(src.view)
             if not r.id.startswith("labels/") or r.id.split("/", 1)[1] in chosen]
-    with staged_output(out) as tmp:
+    with staged_output(out, record) as tmp:
         stats = copy_acquisition(src, tmp / src.name)
         readme = deposit_readme(
             src, format_title="An RO-Crate", doi=doi,
@@ -314,4 +315,4 @@ def write_rocrate(src: PackageSource, out: Path, *, doi: str | None = None, publ
               f"{len(runs)} run record(s)", format="ro-crate", name=src.name, files=stats.files + 2,
               bytes=stats.bytes, entities=n_entities, actions=[f"#run-{_slug(r.id)}" for r in runs],
               labels=[lab.address for lab in src.labels], identifier=identifier_note(doi), version=__version__,
-              commit=src.commit)
+              dataset_commit=src.commit, archive_commit=src.archive_commit)

@@ -22,6 +22,7 @@ from .base import SCHEMA_VERSION, Record
 from .ingest import IngestRecord
 from .journal import Journal
 from .labels import LabelLineage, LabelVersionRecord
+from .package import PackageRecord
 from .runs import RunRecord
 
 R = TypeVar("R", bound=Record)
@@ -30,7 +31,8 @@ R = TypeVar("R", bound=Record)
 MAX_RECORD_BYTES = 64 * 1024**2
 
 MODELS: dict[str, type[Record]] = {m.model_fields["schema_key"].default: m for m in
-                                   (RunRecord, IngestRecord, LabelVersionRecord, LabelLineage, Journal)}
+                                   (RunRecord, IngestRecord, LabelVersionRecord, LabelLineage, Journal,
+                                                                     PackageRecord)}
 
 
 def _field_of(err: dict[str, Any]) -> str:

@@ -73,6 +73,8 @@ class AggregationDetails(Part):
     input: AggregationInput
     annotators: list[AnnotatorScore] = Field(default_factory=list)
     flagged: list[str] = Field(default_factory=list)
+    #: what was accepted but changed on the way in (polyline vertices clipped to the slice)
+    warnings: list[str] = Field(default_factory=list)
 
 
 class FieldChange(Part):

@@ -8,6 +8,7 @@ from .base import SCHEMA_BASE, SCHEMA_VERSION
 from .ingest import IngestRecord
 from .journal import Journal
 from .labels import LabelLineage, LabelVersionRecord
+from .package import PackageRecord
 from .runs import RunRecord
 
 #: file name -> (model, title)
@@ -16,6 +17,7 @@ RECORD_SCHEMAS: dict[str, tuple[type, str]] = {
     "ingest-record.schema.json": (IngestRecord, "Ingest record (provenance/ingest.json)"),
     "label-lineage.schema.json": (LabelLineage, "Lineage of a label version (its group's curation attribute)"),
     "label-version-record.schema.json": (LabelVersionRecord, "Label version record (provenance/labels/*.json)"),
+    "package-record.schema.json": (PackageRecord, "Package record (.curation-package.json at a package's root)"),
     "journal.schema.json": (Journal, "Journal of a write transaction (.curation/staging/journal/*.json)"),
     "checksum-manifest.schema.json": (None, "Checksum manifest (provenance/checksums.tsv, one row per file)"),
 }

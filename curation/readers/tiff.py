@@ -291,11 +291,19 @@ def _open_tiff(path: Path) -> Any:
     import tifffile
 
     try:
-        return tifffile.TiffFile(path)
+        tif = tifffile.TiffFile(path)
     except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
         raise SourceError(f"cannot read the file: {e.strerror or e}", path=path) from e
     except Exception as e:  # TiffFileError, struct.error, ValueError ...
         raise _tiff_error(path, e) from e
+    try:
+        # index every page first: tifffile's page iterator (used by ``series``) follows an
+        # IFD chain that points back at itself forever; indexing detects the cycle and stops
+        len(tif.pages)
+    except Exception as e:
+        tif.close()
+        raise _tiff_error(path, e) from e
+    return tif
 
 
 def peek_tiff(path: str | Path) -> TiffLayout:

@@ -143,7 +143,7 @@ def init_archive(path: Path | str, *, title: str | None = None, description: str
     (root / "README.md").write_text(render("archive_README.md", title=title, **_templates_vars()))
     dlo.save(root, f"Create curation archive: {title}")
     return [ok("init", root, f"created curation archive {title!r}", title=title,
-               commit=dlo.head(root))]
+               archive_commit=dlo.head(root))]
 
 
 def open_archive(path: Path | str) -> Archive:

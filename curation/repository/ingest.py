@@ -184,6 +184,9 @@ def ingest(
     header = source.header
     label = _source_label(list(source.paths))
     md, voxel_nm, filled, warnings = reconcile(md, header, label, metadata_path)
+    from ..metadata.lint import plausibility
+
+    warnings += [w.one_line() for w in plausibility(md)]  # implausible values: recorded, not refused
     warnings += list(header.notes)
 
     memory_limit = opts.memory_bytes
@@ -214,7 +217,13 @@ def ingest(
             remove_tree(stage)
         stage = tx.staging(name)
         if not (dataset / ".datalad").is_dir():
-            dlo.create_dataset(dataset, description=f"acquisition {name}")
+            # created beside and renamed into place: a kill half-way through `datalad create`
+            # (its .datalad/ written, its first commit not yet) must not pass for a dataset
+            creating = stage / "dataset.creating"
+            remove_tree(creating)
+            dlo.create_dataset(creating, description=f"acquisition {name}")
+            checkpoint("ingest-dataset-created")
+            creating.rename(dataset)
         checkpoint("ingest-dataset")
         written = write_pyramid(stage=stage, zroot=zroot, plan=plan, source=source, kind="image",
                                 group_attrs=multiscales(plan, name), fingerprint=fingerprint, options=opts,

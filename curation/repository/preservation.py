@@ -153,7 +153,7 @@ def push(archive_path: Path | str, to: str, *, name: str = "ria", alias: str | N
                       sibling=name, url=url, alias=alias, clone_url=clone_url, datasets=datasets,
                       files=n_files, bytes=n_bytes, dataset_id=datasets[0]["id"],
                       id_url=f"{base}#{datasets[0]['id']}" if datasets[0]["id"] else None,
-                      commit=dlo.head(root)))
+                      archive_commit=dlo.head(root)))
     return records
 
 
@@ -183,4 +183,4 @@ def restore(url: str, dest: Path | str) -> list[Result]:
                 pass
     datasets = _datasets(target)
     return [ok("restore", target, f"restored {len(datasets)} dataset(s) from {url}: {n} annexed file(s), "
-               f"{size / 1e6:.1f} MB", url=url, datasets=datasets, files=n, bytes=size, commit=dlo.head(target))]
+               f"{size / 1e6:.1f} MB", url=url, datasets=datasets, files=n, bytes=size, archive_commit=dlo.head(target))]

@@ -217,6 +217,11 @@ def recover(archive: Archive) -> list[tuple[Result, Journal]]:
     folder = archive.staging_root / JOURNAL_DIR
     if not folder.is_dir():
         return []
+    # a journal being written when its writer was killed (write_record's temporary file):
+    # under the lock nobody else writes here, so it is a leftover; its journal never existed
+    for tmp in folder.glob(".*.partial"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     out = []
     for path in sorted(folder.glob("*.json")):
         try:

@@ -247,10 +247,17 @@ def _deposit_line(p: Path, root: Path) -> str:
 
 def _readme(title: str, archive_rel: str, sections: list[str], deposits: list[Path], root: Path) -> str:
     dep = "\n".join(_deposit_line(p, root) for p in deposits) or "- none"
+    inputs = ""
+    if (root / "acquisition").is_dir():
+        inputs = ("- `acquisition/`: the generated phantom as an instrument would deliver it, the input of the "
+                  "demo: `images/` (one TIFF per z slice), `metadata.yaml` (the filled metadata template), "
+                  "`ground_truth/` (the phantom's true nuclear envelope, pores and nuclei as mask slices, imported "
+                  "as the `envelope`, `pores` and `nucleus` label layers; `README.txt` gives the true counts)\n")
     return (f"# Curation demo: {title}\n\nWhat `curate demo` made in this folder. Open `index.html` for the same "
             f"page in a browser, or look inside with the web catalog:\n\n    curate serve {archive_rel}\n\n"
-            f"## What is here\n\n- `{archive_rel}/`: the DataLad archive (OME-Zarr 0.5 images, versioned label "
-            f"layers, provenance)\n{dep}\n- `previews/`: the pictures below (`curate preview`)\n\n"
+            f"## What is here\n\n{inputs}- `{archive_rel}/`: the DataLad archive (OME-Zarr 0.5 images, versioned "
+            f"label layers, provenance; `acquisitions/NAME/` holds one acquisition)\n{dep}\n- `previews/`: the "
+            f"pictures below (`curate preview`)\n- `index.html`: this page for a browser\n\n"
             + "\n".join(sections))
 
 

@@ -357,3 +357,17 @@ def test_region_prediction_and_dirty_labels(small, tmp_path):
     dlo.git(root / "acquisitions/cells", "checkout", "--", ".")
     (v,) = verify(root, "cells")
     assert v.status.value == "ok", v.message
+
+
+def test_clipped_polyline_vertices_are_recorded(small, tmp_path):
+    """A vertex a pixel or two past the edge is clipped, and the run record says so (issue 12)."""
+    rows = small["csv"].read_text().splitlines()
+    header, first = rows[0], rows[1].split(",")
+    first[3] = "-1.5"  # x of the first vertex, 1.5 px left of the slice
+    p = tmp_path / "dragged.csv"
+    p.write_text("\n".join([header, ",".join(first), *rows[2:]]) + "\n")
+    (r,) = aggregate_labels(small["root"], "cells", "nuclei-dragged", p, method="majority")
+    assert r.status.value == "ok" and "1 vertex up to 1.5 px outside" in r.message
+    prov = read_record(small["root"] / "acquisitions/cells/provenance/labels/nuclei-dragged_v1.json",
+                       LabelVersionRecord)
+    assert prov.details.warnings == r.data["warnings"] and "row 2" in prov.details.warnings[0]

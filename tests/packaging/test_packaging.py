@@ -205,9 +205,15 @@ def test_empiar_imagesets_and_files(empiar_package, archive, shared_data):
                           text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     listed = len((out / "manifest-sha256.txt").read_text().splitlines())
-    assert listed == sum(1 for p in out.rglob("*") if p.is_file()) - 1
+    # every file but the manifest and the package record (hidden, written last)
+    assert listed == sum(1 for p in out.rglob("*") if p.is_file()) - 2
+    assert (out / ".curation-package.json").is_file()
     readme = (out / "README.md").read_text()
     assert "empiar-depositor" in readme and "$" not in readme.replace("$ ", "")
+    # the codes explained (issue 12): not bare ('T13', '') tuples
+    assert "Category T13 (reconstructed volumes), format T3 (TIFF), voxel type T1 (unsigned 8-bit integer)" in readme
+    assert "OT (other: segmentation)" in readme and "('T" not in readme
+    assert empiar_package[1][0].data["dataset_commit"] and empiar_package[1][0].data["archive_commit"]
 
 
 def test_empiar_label_imagesets(empiar_package, archive):
@@ -597,3 +603,53 @@ def test_cli_package(archive, tmp_path):
     assert res.exit_code == 1 and "error:" in res.output and not (tmp_path / "e").exists()
     res = runner.invoke(cli, ["package", str(archive["root"]), "sbem", "--format", "zip", "--out", str(tmp_path)])
     assert res.exit_code == 2  # a usage error
+
+
+def test_finished_package_rerun_is_notneeded(archive, tmp_path):
+    """A package killed right after its final rename, run again, is notneeded, not "--out not empty"."""
+    from curation.provenance.io import read_record
+    from curation.provenance.package import PACKAGE_RECORD, PackageRecord
+
+    out = tmp_path / "dc"
+    first = package(archive["root"], "sbem", "datacite", out, doi="10.5072/abc")
+    assert first[0].status.value == "ok"
+    record = read_record(out / PACKAGE_RECORD, PackageRecord)
+    assert record.format == "datacite" and record.acquisition == "sbem" and record.labels == archive["labels"]
+    files = sorted(p.name for p in out.iterdir())
+    again = package(archive["root"], "sbem", "datacite", out, doi="10.5072/abc")
+    assert again[0].status.value == "notneeded" and "already written" in again[0].message
+    assert sorted(p.name for p in out.iterdir()) == files
+    with pytest.raises(PackagingError, match="not empty"):  # another job: never written over
+        package(archive["root"], "sbem", "datacite", out, doi="10.5072/other")
+
+
+def test_bag_with_package_record_still_validates(archive, tmp_path):
+    import bagit
+
+    from curation.provenance.package import PACKAGE_RECORD
+
+    out = tmp_path / "bag"
+    package(archive["root"], "sbem", "bagit", out, labels=["mito@v1"])
+    assert (out / PACKAGE_RECORD).is_file()
+    bagit.Bag(str(out)).validate()
+    assert package(archive["root"], "sbem", "bagit", out, labels=["mito@v1"])[0].status.value == "notneeded"
+
+
+def test_leftovers_of_a_killed_package_are_removed(archive, tmp_path):
+    import os
+
+    out = tmp_path / "dc"
+    dead = _dead_pid()
+    stale = tmp_path / f".dc.p{dead}.abc123.partial"
+    (stale / "data").mkdir(parents=True)
+    live = tmp_path / f".dc.p{os.getppid()}.xyz.partial"  # a running process's folder is kept
+    live.mkdir()
+    package(archive["root"], "sbem", "datacite", out)
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["dc", live.name])
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
