@@ -171,6 +171,10 @@ class IngestInterrupted(ArchiveError):
     """An ingest stopped part way (I/O error, worker lost ...); a re-run resumes it."""
 
 
+class StallError(IngestInterrupted, TimeoutError):
+    """No block finished for the stall timeout while work remained; the staging is kept."""
+
+
 class RecordError(ArchiveError, ValueError):
     """A stored record (provenance, lineage, journal) is unreadable or does not match its model."""
 
