@@ -559,7 +559,7 @@ def _stalled(spec: ArraySpec, engine, futures: dict, prog: Progress, timeout: fl
         lv, idx = shards[0]
         region = spec.plan.region(lv, idx)
         first = (f"level {lv} shard {'/'.join(map(str, idx))}, z {region[0].start}..{region[0].stop - 1}"
-                 + (f" of {spec.source.paths[0].name}" if lv == 0 and spec.source is not None else ""))
+                 + (f" of {spec.source.paths[0].name}" if lv == 0 and getattr(spec.source, "paths", None) else ""))
         waiting.append(f"{len(shards)} shard(s) (first: {first})")
     if hashes:
         waiting.append(f"{hashes} checksum batch(es) of the source files")
