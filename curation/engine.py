@@ -230,15 +230,18 @@ class Engine:
             import dask
 
             with dask.config.set(quiet):
+                # no dashboard; the scheduler's small HTTP server (health checks) on a free
+                # local port, so a busy 8787 never prints "Port 8787 is already in use"
+                http = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
                 if self.kind == "cluster":
                     cluster = LocalCluster(
                         processes=False, n_workers=1, threads_per_worker=self.concurrency,
-                        memory_limit=0, dashboard_address=None,
+                        memory_limit=0, dashboard_address=None, scheduler_kwargs=http,
                     )
                 elif self.kind == "processes":
                     cluster = LocalCluster(
                         processes=True, n_workers=self.concurrency, threads_per_worker=1,
-                        memory_limit=0, dashboard_address=None,
+                        memory_limit=0, dashboard_address=None, scheduler_kwargs=http,
                     )
                 else:
                     cluster = None

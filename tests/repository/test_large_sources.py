@@ -1,7 +1,7 @@
 """Large single-file sources under a small memory cap, the stall watchdog, and headers that
 claim huge dimensions (issues 12 and 13).
 
-The big case: a ~250 MB multi-page TIFF against a 48 MiB cap. Before positioned reads and
+The big case: a 160 MiB multi-page TIFF against a 32 MiB cap. Before positioned reads and
 the engine's own memory plan, Dask paused the in-process worker on its resident memory
 (file-backed pages of the memory-mapped source, plus the interpreter) and the ingest hung
 for ever; now it completes, and the process's file-backed memory does not grow with the
@@ -35,7 +35,8 @@ from curation.repository.ingest import check_space, ingest
 from curation.repository.pyramid import WriteOptions, write_pyramid
 from curation.testing import ArraySource, em_like_volume, write_metadata
 
-PAGES, SIDE = 240, 1024  # 240 MiB of uint8
+PAGES, SIDE = 160, 1024  # 160 MiB of uint8, five times the cap
+CAP = "32MiB"
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +123,10 @@ def test_read_index_matches_numpy(tmp_path):
 @pytest.mark.parametrize("scheduler", ["threads", "cluster", "processes"])
 def test_multipage_tiff_larger_than_the_cap_completes(archive, big_tiff, tmp_path, scheduler):
     path, probes = big_tiff
-    assert path.stat().st_size > 5 * 48 * 1024**2
+    assert path.stat().st_size >= 5 * 32 * 1024**2
     md = write_metadata(tmp_path / "m.yaml", {"z": 8, "y": 8, "x": 8})
     name = f"big-{scheduler}"
-    opts = WriteOptions(scheduler=scheduler, memory_limit="48MiB", stall_timeout=120)
+    opts = WriteOptions(scheduler=scheduler, memory_limit=CAP, stall_timeout=120)
     with _Peak() as peak:
         [rec] = ingest(archive, [path], md, name=name, options=opts)
     assert rec.status.value == "ok"
@@ -137,7 +138,7 @@ def test_multipage_tiff_larger_than_the_cap_completes(archive, big_tiff, tmp_pat
     np.testing.assert_array_equal(arr[[0, 1, PAGES // 2, PAGES - 1]], probes)
     record = read_record(archive / "acquisitions" / name / "provenance" / "ingest.json", IngestRecord)
     assert record.engine.kind == scheduler
-    assert record.engine.memory_limit == 48 * 1024**2
+    assert record.engine.memory_limit == 32 * 1024**2
 
 
 @pytest.mark.slow
@@ -272,3 +273,13 @@ def test_cli_refuses_a_hostile_header_in_one_line(archive, tmp_path):
     assert dlo.head(archive) == head
     staging = archive / ".curation" / "staging"
     assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_engine_kind_follows_the_job_size():
+    from curation.engine import CLUSTER_MIN_BYTES, choose_kind
+
+    assert choose_kind(None, job_bytes=10 * 1024**2) == "threads"
+    assert choose_kind(None, job_bytes=CLUSTER_MIN_BYTES) == "cluster"
+    assert choose_kind("processes") == "processes"
+    assert choose_kind("tcp://127.0.0.1:8786") == "external"
+    assert choose_kind(None, client=object()) == "client"
