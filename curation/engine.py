@@ -91,7 +91,8 @@ def choose_kind(scheduler: str | None, *, client: Any = None, job_bytes: int | N
     if client is not None:
         return "client"
     if scheduler in (None, "", "auto"):
-        return "cluster" if job_bytes is not None and job_bytes >= CLUSTER_MIN_BYTES else "threads"
+        # no job size given (a caller driving the engine itself): the Dask cluster, as before
+        return "threads" if job_bytes is not None and job_bytes < CLUSTER_MIN_BYTES else "cluster"
     if scheduler in ("threads", "pool"):
         return "threads"
     if scheduler in ("local", "cluster"):
@@ -193,7 +194,7 @@ class Engine:
     """Runs a job's tasks: a thread pool or a Dask cluster (see the module docstring).
 
     ``job_bytes`` (bytes of level 0) picks threads or a cluster when ``scheduler`` is not
-    given.
+    given (without it: the in-process cluster).
     """
 
     def __init__(

@@ -283,3 +283,4 @@ def test_engine_kind_follows_the_job_size():
     assert choose_kind("processes") == "processes"
     assert choose_kind("tcp://127.0.0.1:8786") == "external"
     assert choose_kind(None, client=object()) == "client"
+    assert choose_kind(None) == "cluster"  # a caller driving the engine itself, as before
