@@ -45,7 +45,9 @@ def curate(code: Path, *args: str) -> tuple[float, float]:
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@example.org"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "curation", *args], capture_output=True, text=True, env=env)
+    # cwd: not a checkout (``python -m`` puts the working folder first on sys.path)
+    r = subprocess.run([sys.executable, "-m", "curation", *args], capture_output=True, text=True, env=env,
+                       cwd=tempfile.gettempdir())
     dt = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:

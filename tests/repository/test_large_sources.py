@@ -142,15 +142,31 @@ def test_multipage_tiff_larger_than_the_cap_completes(archive, big_tiff, tmp_pat
 
 
 @pytest.mark.slow
-def test_3d_dm_under_a_tiny_cap_completes(archive, shared_data, tmp_path):
+@pytest.mark.parametrize("scheduler", ["cluster", "external"])
+def test_3d_dm_under_a_tiny_cap_completes(archive, shared_data, tmp_path, scheduler):
     dm = shared_data / "dm" / "dmTest_3D_int16_64-65-66.dm4"
     md = write_metadata(tmp_path / "m.yaml")
-    opts = WriteOptions(scheduler="cluster", memory_limit="8MiB", stall_timeout=120)
-    [rec] = ingest(archive, [dm], md, name="dm3d", chunk=(16, 16, 16), shard=(32, 32, 32), options=opts)
+    name = f"dm3d-{scheduler}"
+    if scheduler == "external":  # a scheduler and a worker process of their own, with a 1 GiB cap
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=True, memory_limit="1GiB",
+                               dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+        scheduler = cluster.scheduler_address
+    else:
+        cluster = None
+    try:
+        opts = WriteOptions(scheduler=scheduler, memory_limit="8MiB", stall_timeout=120)
+        [rec] = ingest(archive, [dm], md, name=name, chunk=(16, 16, 16), shard=(32, 32, 32), options=opts)
+    finally:
+        if cluster is not None:
+            cluster.close()
     assert rec.status.value == "ok"
+    record = read_record(archive / "acquisitions" / name / "provenance" / "ingest.json", IngestRecord)
+    assert record.engine.kind == ("external" if cluster is not None else "cluster")
     src = open_source([dm])
     expected = src.read((slice(0, 66), slice(0, 65), slice(0, 64)))
-    arr = zarr.open_group(str(archive / "acquisitions" / "dm3d" / "dm3d.ome.zarr"), mode="r")["0"]
+    arr = zarr.open_group(str(archive / "acquisitions" / name / f"{name}.ome.zarr"), mode="r")["0"]
     np.testing.assert_array_equal(arr[:], expected)
     from rsciio.digitalmicrograph import file_reader
 
