@@ -47,6 +47,8 @@ TASK_MEMORY_FACTOR = 0.75
 BASELINE_BYTES = 350 * 1024**2
 #: jobs (bytes of level 0) at least this large run on a Dask LocalCluster by default
 CLUSTER_MIN_BYTES = 2 * 1024**3
+#: seconds to wait for a Dask client or cluster to close after a failed job
+CLOSE_AFTER_ERROR_S = 3
 KINDS = ("threads", "cluster", "processes", "external", "client")
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2,
@@ -263,10 +265,12 @@ class Engine:
         if self._pool is not None:
             self._pool.shutdown(wait=not exc or exc[0] is None)
             self._pool = None
+        failed = bool(exc) and exc[0] is not None
         for thing in self._own:
             try:
-                thing.close()
-            except Exception:  # pragma: no cover - closing is best effort
+                # after an error (a stall: a task may never return) do not wait on workers
+                thing.close(timeout=CLOSE_AFTER_ERROR_S) if failed else thing.close()
+            except Exception:  # closing is best effort; a timeout here is expected after a stall
                 pass
         self._own.clear()
 
