@@ -163,6 +163,8 @@ def _single_channel(data: np.ndarray, colour: int, alpha: bool, path: str, where
 def _plan(tif: Any, path: Path) -> tuple[TiffLayout, list[str]]:
     """Reduce series 0 (level 0) to a (z, y, x) layout, or refuse."""
     notes: list[str] = []
+    if len(tif.pages) and tif.pages[0] is not None:  # before tifffile reads every page's header
+        _check_page(path, tif.pages[0])
     if not tif.series:
         raise CorruptSourceError("holds no image", path=path)
     series = tif.series[0]
@@ -311,18 +313,26 @@ def _check_claims(tif: Any, path: Path, page: Any, shape: tuple[int, ...]) -> No
     strips or tiles (times the compression's largest possible ratio)."""
     size = int(tif.filehandle.size)
     per_sample = int(page.bitspersample) / 8
-    page_bytes = float(np.prod([float(n) for n in page.shape])) * per_sample
     claimed = float(np.prod([float(n) for n in shape])) * per_sample
     ratio = _MAX_RATIO.get(int(page.compression))
     if ratio is None:
         return
+    _check_page(path, page)
+    if claimed > size * ratio + _SLACK:
+        dims = "×".join(str(n) for n in shape)
+        raise _claim_error(path, f"{dims} pixels in a file of {_size(size)}", int(claimed), int(size * ratio))
+
+
+def _check_page(path: Path, page: Any) -> None:
+    """One page's claimed pixels against the bytes of its own strips or tiles."""
+    ratio = _MAX_RATIO.get(int(page.compression))
+    if ratio is None:
+        return
+    page_bytes = float(np.prod([float(n) for n in page.shape])) * int(page.bitspersample) / 8
     stored = sum(int(c) for c in page.databytecounts)
     if page_bytes > stored * ratio + _SLACK:
         raise _claim_error(path, f"a page of {'×'.join(str(int(n)) for n in page.shape)} pixels "
                            f"stored in {stored} bytes", int(page_bytes), int(stored * ratio))
-    if claimed > size * ratio + _SLACK:
-        dims = "×".join(str(n) for n in shape)
-        raise _claim_error(path, f"{dims} pixels in a file of {_size(size)}", int(claimed), int(size * ratio))
 
 
 def _check_extent(tif: Any, path: Path, series: Any, memmappable: bool, offset: int, nbytes: int) -> None:
