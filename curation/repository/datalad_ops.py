@@ -138,8 +138,48 @@ def annex(repo: Path, *args: str, check: bool = True) -> str:
 
 
 def head(repo: Path) -> str | None:
+    """The commit HEAD points at, or None before the first commit.
+
+    Read from ``.git`` directly when it is the plain layout (HEAD naming a branch whose ref
+    is a loose file or in packed-refs): ``list`` and ``show`` ask for two heads per
+    acquisition, and a git process each was most of their time. Anything else asks git.
+    """
+    fast = _head_from_files(Path(repo))
+    if fast is not None:
+        return fast or None
     out = git(repo, "rev-parse", "--verify", "-q", "HEAD", check=False).strip()
     return out or None
+
+
+_SHA1 = frozenset("0123456789abcdef")
+
+
+def _head_from_files(repo: Path) -> str | None:
+    """HEAD's commit from the files ("" when the branch has no commit yet); None: ask git."""
+    gitdir = repo / ".git"
+    try:
+        if not gitdir.is_dir():
+            return None  # a gitfile or a worktree: let git resolve it
+        text = (gitdir / "HEAD").read_text().strip()
+        if len(text) == 40 and set(text) <= _SHA1:
+            return text  # detached
+        if not text.startswith("ref: refs/"):
+            return None
+        ref = text[5:]
+        loose = gitdir / ref
+        if loose.is_file():
+            sha = loose.read_text().strip()
+            return sha if len(sha) == 40 and set(sha) <= _SHA1 else None
+        packed = gitdir / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                if line.endswith(" " + ref) and len(line) == 41 + len(ref):
+                    return line[:40]
+        if (gitdir / "reftable").exists() or (gitdir / "commondir").exists():
+            return None
+        return ""  # an unborn branch
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def tag(repo: Path, name: str, message: str) -> None:
