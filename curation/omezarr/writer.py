@@ -513,7 +513,7 @@ def build_pyramid(
                 prog.idle_s = time.monotonic() - last
                 if progress:
                     progress(prog)
-                if stall_timeout and prog.idle_s >= stall_timeout:
+                if stall_timeout and prog.idle_s >= stall_timeout + _hash_allowance(futures):
                     raise _stalled(spec, engine, futures, prog, stall_timeout)
                 continue
             last = time.monotonic()
@@ -548,6 +548,24 @@ def build_pyramid(
     shards = sorted(manifest.shards.values(), key=lambda s: (s.level, s.index))
     return PyramidResult(shards, list(manifest.files.values()), resumed,
                          len(shards) - resumed, time.monotonic() - t0)
+
+
+#: the slowest read rate assumed for hashing a source file: a checksum task of one huge
+#: file (a single 100 GB BigTIFF) finishes nothing until it is done, and is not a stall
+HASH_MIN_RATE = 10e6
+
+
+def _hash_allowance(futures: dict) -> float:
+    """Extra seconds the watchdog grants while checksum tasks run: the largest one's bytes
+    at :data:`HASH_MIN_RATE`."""
+    sizes = []
+    for what, info in futures.values():
+        if what == "hash":
+            try:
+                sizes.append(sum(os.path.getsize(p) for p in info))
+            except OSError:
+                pass
+    return max(sizes, default=0) / HASH_MIN_RATE
 
 
 def _stalled(spec: ArraySpec, engine, futures: dict, prog: Progress, timeout: float) -> StallError:
