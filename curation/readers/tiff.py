@@ -336,7 +336,7 @@ def _check_page(path: Path, page: Any) -> None:
 
 
 def _check_extent(tif: Any, path: Path, series: Any, memmappable: bool, offset: int, nbytes: int) -> None:
-    """Refuse a truncated file at open time: the series' bytes (memory-mapped case) or the
+    """Refuse a truncated file at open time: the series' bytes (contiguous case) or the
     first and last pages' strips / tiles must lie inside the file."""
     size = tif.filehandle.size
     if memmappable:

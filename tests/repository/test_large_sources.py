@@ -223,12 +223,11 @@ def test_stall_fails_with_one_line_and_resumes(tmp_path):
 def hostile_tiff(path: Path, pages: int = 100_000, claim: int = 100_000) -> Path:
     """A classic TIFF (11 MB, as in issue 12) whose every page claims claim x claim uint8
     pixels in 16 bytes."""
-    tags = lambda off: [(256, 4, claim), (257, 4, claim), (258, 3, 8), (259, 3, 1), (262, 3, 1),  # noqa: E731
-                        (273, 4, 8), (277, 3, 1), (278, 4, claim), (279, 4, 16)]
+    entries = [(256, 4, claim), (257, 4, claim), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+               (273, 4, 8), (277, 3, 1), (278, 4, claim), (279, 4, 16)]
     out = bytearray(b"II*\x00" + struct.pack("<I", 24) + bytes(16))
     for k in range(pages):
         ifd = len(out)
-        entries = tags(ifd)
         nxt = ifd + 2 + 12 * len(entries) + 4 if k < pages - 1 else 0
         out += struct.pack("<H", len(entries))
         for code, typ, value in entries:
