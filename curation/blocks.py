@@ -370,9 +370,7 @@ class _EngineBackend:
         return {next(self._ac)}
 
     def result(self, fut):
-        if fut.status == "error":
-            raise fut.exception()
-        return fut.result()
+        return self.engine.result(fut)
 
     def close(self, pending: set) -> None:
         for fut in pending:

@@ -173,6 +173,14 @@ class IngestInterrupted(ArchiveError):
     """An ingest stopped part way (I/O error, worker lost ...); a re-run resumes it."""
 
 
+class InsufficientSpaceError(ArchiveError, OSError):
+    """The output cannot fit in the free space of the archive's file system."""
+
+
+class StallError(IngestInterrupted, TimeoutError):
+    """No block finished for the stall timeout while work remained; the staging is kept."""
+
+
 class RecordError(ArchiveError, ValueError):
     """A stored record (provenance, lineage, journal) is unreadable or does not match its model."""
 

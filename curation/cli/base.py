@@ -3,6 +3,10 @@
 Exit codes (as DataLad): 0 success, 1 when any record failed or a CurationError was
 raised, 2 for usage errors (click), 3 for Ctrl-C. Tracebacks of unexpected errors go
 to a log file, not the terminal.
+
+Library chatter goes to the log too (:func:`route_library_logs`): Python warnings
+(tifffile's "incorrect StripByteCounts count"), Dask's worker tracebacks and notices.
+An error is one line on stderr, with nothing printed before it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,48 @@ from typing import Any
 import click
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print result records as JSON.")
+
+
+#: where library warnings and Dask's log go (CURATION_LOG overrides)
+def log_path() -> str:
+    env = os.environ.get("CURATION_LOG")
+    if env:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "curation", "curate.log")
+
+
+_ROUTED: list[Any] = []
+
+
+def route_library_logs() -> None:
+    """Send warnings and library logs (tifffile, distributed, bokeh) to the log file.
+
+    A handler on the root logger before distributed is imported also stops distributed
+    from adding its own stderr handler (it adds one only when the root has none).
+    """
+    import logging
+
+    if _ROUTED:
+        return
+    path = log_path()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, delay=True)
+    except OSError:  # an unwritable home: drop the chatter rather than print it
+        handler = logging.NullHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    logging.captureWarnings(True)
+    for name in ("distributed", "tifffile", "bokeh", "tornado"):
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):  # already imported: drop its stderr handler
+            if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stderr, sys.stdout):
+                lg.removeHandler(h)
+        lg.propagate = True
+    _ROUTED.append(handler)
 
 
 def _log_traceback() -> str:
@@ -85,6 +131,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         from ..errors import CurationError
 
         as_json = kwargs.get("as_json", False)
+        route_library_logs()
         caught: list[warnings.WarningMessage] = []
         try:
             with warnings.catch_warnings(record=True) as caught:

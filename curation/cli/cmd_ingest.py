@@ -25,9 +25,13 @@ def _shape(text, option="--chunk"):
               help="Filled acquisition metadata (YAML or JSON); see `curate metadata template`.")
 @click.option("--name", help="Acquisition name (default: from the source's file or folder name).")
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) of an existing cluster; "
-              "'processes' for local worker processes. Default: a local cluster sized to this machine.")
+              "'processes' for local worker processes; 'cluster' or 'threads' to force one. Default: threads "
+              "for a small job, an in-process Dask cluster for a large one (2 GiB and more).")
 @click.option("--memory-limit", help="Memory cap for the whole ingest, e.g. 4GiB (default: a quarter of "
               "RAM, at most 1 GiB + 512 MiB per core).")
+@click.option("--stall-timeout", type=click.FloatRange(min=0, min_open=True, max=1e7), default=None,
+              help="Fail (keeping what is written, so a re-run resumes) when no block finishes for this many "
+              "seconds.  [default: 600]")
 @click.option("--resume/--restart", default=True, show_default=True,
               help="Continue an interrupted ingest of the same sources, or start over.")
 @click.option("--wait", "wait", type=params.WAIT, default=0, help="Seconds to wait for another writer's lock.")
@@ -39,7 +43,8 @@ def _shape(text, option="--chunk"):
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
 @json_option
 @handle_errors
-def command(archive, sources, metadata, name, scheduler, memory_limit, resume, wait, follow_symlinks, keep_raw,
+def command(archive, sources, metadata, name, scheduler, memory_limit, stall_timeout, resume, wait,
+            follow_symlinks, keep_raw,
             chunk, shard, progress, as_json):
     """Ingest SOURCES (a DM3/DM4 file, a TIFF, or a folder of slices) into ARCHIVE as OME-Zarr."""
     from ..repository.ingest import ingest
@@ -47,7 +52,8 @@ def command(archive, sources, metadata, name, scheduler, memory_limit, resume, w
 
     with progress_bar(f"ingest {name or ''}".strip(), progress) as cb:
         opts = WriteOptions(scheduler=scheduler, memory_limit=memory_limit, restart=not resume,
-                            lock_timeout=wait, progress=cb)
+                            lock_timeout=wait, progress=cb,
+                            **({"stall_timeout": stall_timeout} if stall_timeout else {}))
         records = ingest(archive, list(sources), metadata, name=name, keep_raw=keep_raw, chunk=_shape(chunk),
                          shard=_shape(shard, "--shard"), options=opts, follow_symlinks=follow_symlinks)
 

@@ -8,6 +8,9 @@ from typing import Any
 
 from .base import is_terminal
 
+#: seconds without a finished block before the bar says "stalled"
+STALL_SHOWN_S = 10.0
+
 
 @contextlib.contextmanager
 def progress_bar(description: str, enabled: bool | None = None) -> Iterator[Any]:
@@ -30,10 +33,15 @@ def progress_bar(description: str, enabled: bool | None = None) -> Iterator[Any]
         def update(ev: Any) -> None:
             if ev.stage == "write":
                 eta = ev.eta_s
+                idle = getattr(ev, "idle_s", 0.0)
+                if idle >= STALL_SHOWN_S:  # say it, instead of a frozen rate and ETA
+                    speed, eta_text = f"[yellow]stalled {int(idle)} s", "waiting for a block"
+                else:
+                    speed = f"{ev.rate / 1e6:.0f} MB/s"
+                    eta_text = "" if eta is None else f"ETA {int(eta // 60)}:{int(eta % 60):02d}"
                 bar.update(task, total=ev.total_bytes, completed=ev.done_bytes,
                            description=f"{description}: {ev.done_units}/{ev.total_units} shards",
-                           speed=f"{ev.rate / 1e6:.0f} MB/s",
-                           eta="" if eta is None else f"ETA {int(eta // 60)}:{int(eta % 60):02d}")
+                           speed=speed, eta=eta_text)
             elif ev.stage == "save":
                 bar.update(task, description=f"{description}: saving with DataLad")
 

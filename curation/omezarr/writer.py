@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptSourceError, CurationError, SourceError
+from ..errors import CorruptSourceError, CurationError, SourceError, StallError
 from .downsample import mean_downsample, mode_downsample
 from .layout import Index, PyramidPlan
 from .shardcodec import ZSTD_LEVEL, ShardWriter
@@ -363,6 +363,8 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     #: bytes already done by an earlier, interrupted run (not counted in the rate)
     resumed_bytes: int = 0
+    #: seconds since the last unit of work finished (the bar shows a stall past a few)
+    idle_s: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -432,11 +434,15 @@ def build_pyramid(
     *,
     hash_paths: list[str] | None = None,
     progress: ProgressCallback | None = None,
+    stall_timeout: float | None = None,
 ) -> PyramidResult:
     """Write every shard of every level not yet in the manifest; hash the sources.
 
     Runs on ``engine`` (a :class:`curation.engine.Engine`). Returns when all is written;
     raises the first task error (the manifest keeps what finished, for a resume).
+    ``stall_timeout``: when no task finishes for that many seconds while work remains,
+    raise :class:`~curation.errors.StallError` saying what it waited for. While waiting,
+    ``progress`` is called about once a second with ``idle_s`` set.
     """
     plan = spec.plan
     t0 = time.monotonic()
@@ -496,13 +502,24 @@ def build_pyramid(
             submit_shard(lv, idx)
 
     ac = engine.as_completed(futures.keys())
+    tick = 1.0 if progress or stall_timeout else None
+    if stall_timeout and tick:
+        tick = min(tick, stall_timeout)
+    last = time.monotonic()
     try:
-        for fut in ac:
+        while futures:
+            fut = ac.next(timeout=tick)
+            if fut is None:  # nothing finished within a tick
+                prog.idle_s = time.monotonic() - last
+                if progress:
+                    progress(prog)
+                if stall_timeout and prog.idle_s >= stall_timeout + _hash_allowance(futures):
+                    raise _stalled(spec, engine, futures, prog, stall_timeout)
+                continue
+            last = time.monotonic()
+            prog.idle_s = 0.0
             what, info = futures.pop(fut)
-            if fut.status == "error":
-                exc = fut.exception()
-                raise exc
-            result = fut.result()
+            result = engine.result(fut)
             if what == "hash":
                 for rec in result:
                     manifest.add_file(rec)
@@ -531,6 +548,45 @@ def build_pyramid(
     shards = sorted(manifest.shards.values(), key=lambda s: (s.level, s.index))
     return PyramidResult(shards, list(manifest.files.values()), resumed,
                          len(shards) - resumed, time.monotonic() - t0)
+
+
+#: the slowest read rate assumed for hashing a source file: a checksum task of one huge
+#: file (a single 100 GB BigTIFF) finishes nothing until it is done, and is not a stall
+HASH_MIN_RATE = 10e6
+
+
+def _hash_allowance(futures: dict) -> float:
+    """Extra seconds the watchdog grants while checksum tasks run: the largest one's bytes
+    at :data:`HASH_MIN_RATE`."""
+    sizes = []
+    for what, info in futures.values():
+        if what == "hash":
+            try:
+                sizes.append(sum(os.path.getsize(p) for p in info))
+            except OSError:
+                pass
+    return max(sizes, default=0) / HASH_MIN_RATE
+
+
+def _stalled(spec: ArraySpec, engine, futures: dict, prog: Progress, timeout: float) -> StallError:
+    """The one-line error for a job where nothing finished for ``timeout`` seconds."""
+    shards = sorted(info for what, info in futures.values() if what == "shard")
+    hashes = sum(1 for what, _ in futures.values() if what == "hash")
+    waiting = []
+    if shards:
+        lv, idx = shards[0]
+        region = spec.plan.region(lv, idx)
+        first = (f"level {lv} shard {'/'.join(map(str, idx))}, z {region[0].start}..{region[0].stop - 1}"
+                 + (f" of {spec.source.paths[0].name}" if lv == 0 and getattr(spec.source, "paths", None) else ""))
+        waiting.append(f"{len(shards)} shard(s) (first: {first})")
+    if hashes:
+        waiting.append(f"{hashes} checksum batch(es) of the source files")
+    return StallError(
+        f"no block finished for {timeout:g} s while work remains: waited for {' and '.join(waiting)} "
+        f"on {engine.describe_waiting()}; {prog.done_units} of {prog.total_units} shards are written",
+        hint="check that the source's file system and the Dask workers respond, then re-run the same "
+             "command: it resumes where it stopped (--stall-timeout sets the wait)",
+    )
 
 
 def remove_tree(path: Path) -> None:

@@ -58,9 +58,16 @@ class Agent(Part):
 
 
 class EngineInfo(Part):
+    """Where a job's tasks ran (see :mod:`curation.engine`)."""
+
     scheduler: str
     threads: int = Field(ge=1)
     memory_limit: int = Field(ge=0)
+    #: the engine: a thread pool, an in-process Dask cluster, worker processes, an external
+    #: scheduler, or a caller's Dask client (absent in records written before it was recorded)
+    kind: Literal["threads", "cluster", "processes", "external", "client"] | None = None
+    #: seconds without a finished block after which the job fails instead of waiting
+    stall_timeout: float | None = Field(default=None, gt=0)
 
 
 # --- references: what a run read and wrote -------------------------------------------------------

@@ -2,10 +2,19 @@
 
 RosettaSciIO (``rsciio.digitalmicrograph.file_reader(path, lazy=True)``) parses the tag
 tree; it never loads pixel data there. Its lazy array gives the shape and dtype, its tags
-the byte offset and byte order of the image data. Regions are then read through a
-``numpy.memmap`` of exactly those bytes, so a read touches only the requested region
+the byte offset and byte order of the image data. Regions are then read with positioned
+reads (``os.pread``, :mod:`curation.readers.pread`) of exactly the rows they need
 (RosettaSciIO's own lazy array is chunked in blocks of up to 128 MiB, far more than a
 small region needs).
+
+Why positioned reads and not a memory map of the file: a map's pages count in resident
+memory, and a Dask worker cannot tell them from anonymous memory, so a multi-gigabyte 3D
+DM4 read through a long-lived map makes Dask pause the worker and the ingest stall
+(issue 13). With ``pread`` a block owns the buffer it reads into and nothing else.
+
+Before RosettaSciIO builds its lazy array, the tag tree's claimed dimensions are checked
+against the file's size (:func:`_check_claims`): a header patched to claim 100000³ pixels
+would otherwise make it plan millions of chunks, which takes minutes.
 
 What is refused, and why:
 
@@ -29,6 +38,7 @@ import numpy as np
 
 from ..errors import CorruptSourceError, NotAnImageError, SourceError
 from .base import HeaderMetadata, LayoutSource, Reader, require_file
+from .pread import PositionedFile, read_index
 from .vendor import gatan_info, jsonable, length_nm, unit_kind
 
 SUFFIXES = (".dm3", ".dm4")
@@ -93,12 +103,45 @@ def _check_header(path: Path) -> int:
     return version
 
 
+def _check_claims(path: Path) -> None:
+    """Refuse images whose claimed dimensions need more bytes than the file holds."""
+    from rsciio.digitalmicrograph._api import DigitalMicrographReader
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        reader = DigitalMicrographReader(f)
+        reader.parse_file()
+        images = reader.get_image_dictionaries() or []
+    for k, imdict in enumerate(images):
+        data = imdict.get("ImageData") if isinstance(imdict, dict) else None
+        dims = data.get("Dimensions") if isinstance(data, dict) else None
+        if not isinstance(dims, dict) or not dims:
+            continue
+        try:
+            shape = [int(n) for n in dims.values()]
+            depth = max(int(data.get("PixelDepth", 1)), 1)
+        except (TypeError, ValueError):
+            continue  # the full parse reports unusable tags
+        claimed = float(np.prod([float(n) for n in shape])) * depth
+        if claimed > size + 64 * 1024 or min(shape) < 0:
+            raise CorruptSourceError(
+                "its header claims more image data than the file can hold", path=path,
+                field=f"ImageList.TagGroup{k}.ImageData.Dimensions",
+                expected=f"at most {size} bytes of pixels",
+                found=f"{'×'.join(str(n) for n in reversed(shape))} pixels of {depth} bytes",
+                hint="the header is damaged or forged; nothing was read",
+            )
+
+
 def _parse(path: Path) -> list[dict[str, Any]]:
     """RosettaSciIO's signal dicts; every parse failure becomes a CorruptSourceError."""
     from rsciio.digitalmicrograph import file_reader
 
     try:
+        _check_claims(path)
         return list(file_reader(str(path), lazy=True))
+    except CorruptSourceError:
+        raise
     except ValueError as e:
         if "RGBA" in str(e):  # rsciio refuses RGB(A) lazily; we refuse it anyway
             raise _rgb_error(path, "RGB/RGBA") from e
@@ -150,7 +193,7 @@ def _kind(sig: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class DMLayout:
-    """Where an image's pixels lie in its file: enough to memory-map any region."""
+    """Where an image's pixels lie in its file: enough to read any region."""
 
     path: str
     offset: int
@@ -159,18 +202,16 @@ class DMLayout:
     shape: tuple[int, int, int]  # (z, y, x); z = 1 for 2D
     boolean: bool = False  # DM bool images: any nonzero byte reads as 1
 
-    def open(self) -> np.memmap:
-        try:
-            return np.memmap(
-                self.path, dtype=np.dtype(self.stored_dtype), mode="r",
-                offset=self.offset, shape=self.shape, order="C",
-            )
-        except (OSError, ValueError) as e:
-            raise CorruptSourceError(f"cannot map the image data ({e})", path=self.path) from e
+    def open(self) -> PositionedFile:
+        return PositionedFile(self.path)
 
-    def read(self, mm: np.memmap, region: tuple[slice, slice, slice]) -> np.ndarray:
+    @staticmethod
+    def close(handle: PositionedFile) -> None:
+        handle.close()
+
+    def read(self, fh: PositionedFile, region: tuple[slice, slice, slice]) -> np.ndarray:
         try:
-            part = mm[region]
+            part = read_index(fh, self.offset, np.dtype(self.stored_dtype), self.shape, region)
             if self.boolean:
                 part = part != 0
             return np.ascontiguousarray(part, dtype=np.dtype(self.dtype))
@@ -306,7 +347,7 @@ def inspect_dm(path: str | Path) -> tuple[DMLayout, HeaderMetadata]:
 
 
 class DMSource(LayoutSource):
-    """One DM image as a (z, y, x) volume; 2D images have z = 1 (a memmap of the file)."""
+    """One DM image as a (z, y, x) volume; 2D images have z = 1 (positioned reads)."""
 
     reader = "dm"
 

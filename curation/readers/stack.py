@@ -167,8 +167,7 @@ def _read_slice(layout: Layout, ys: slice, xs: slice) -> np.ndarray:
     try:
         return layout.read(handle, region)[0]
     finally:
-        if isinstance(layout, TiffLayout):  # a DM memmap is released with its last reference
-            layout.close(handle)
+        layout.close(handle)
 
 
 def slice_index(path: Path) -> int | None:

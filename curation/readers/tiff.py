@@ -5,10 +5,18 @@ The first series, level 0 of a pyramid, is read. Its axes reduce to (z, y, x): a
 axis besides Y and X may be longer than 1 (that becomes z), samples (RGB) are accepted
 only when every colour channel is equal, real channel axes are refused.
 
-Region reads never decode the whole volume: uncompressed contiguous data is memory-mapped
-at the offset tifffile reports; anything else (compressed, tiled, scattered pages) is read
-through tifffile's zarr store (``tifffile.imread(path, aszarr=True)``), which decodes only
-the strips or tiles the region touches.
+Region reads never decode the whole volume: uncompressed contiguous data is read with
+positioned reads (``os.pread``, :mod:`curation.readers.pread`) of exactly the rows a
+region needs, at the offset tifffile reports; anything else (compressed, tiled, scattered
+pages) is read through tifffile's zarr store (``tifffile.imread(path, aszarr=True)``),
+which decodes only the strips or tiles the region touches (with ordinary reads).
+
+Why not a memory map of the file: its pages count in the process's resident memory, and
+on a multi-gigabyte file a Dask worker pauses on them for ever (issue 13); see
+:mod:`curation.readers.pread`. Nothing here keeps a long-lived mapping of a source.
+
+A header is checked against the file before anything is read (:func:`_check_claims`): a
+page or a series that claims more pixels than the file could hold is refused at once.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import numpy as np
 
 from ..errors import CorruptSourceError, SourceError
 from .base import HeaderMetadata, LayoutSource, Reader, require_file
+from .pread import PositionedFile, read_index
 from .vendor import as_float, fei_info, jsonable, length_nm, unit_kind, zeiss_info
 
 SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
@@ -58,7 +67,7 @@ class TiffLayout:
     stored_dtype: str
     dtype: str
     shape: tuple[int, int, int]
-    data_offset: int | None = None  # set when the whole series can be memory-mapped
+    data_offset: int | None = None  # set when the whole series is contiguous and uncompressed
     colour: int = 0  # number of colour samples that must be equal (0: none)
     alpha: bool = False  # a trailing alpha sample that must be opaque
 
@@ -67,13 +76,10 @@ class TiffLayout:
         return self.data_offset is not None
 
     def open(self) -> Any:
-        """A handle for :meth:`read`: a numpy memmap or a (zarr array, store) pair."""
+        """A handle for :meth:`read`: a file for positioned reads or a (zarr array, store) pair."""
+        if self.data_offset is not None:
+            return PositionedFile(self.path)
         try:
-            if self.data_offset is not None:
-                return np.memmap(
-                    self.path, dtype=np.dtype(self.stored_dtype), mode="r",
-                    offset=self.data_offset, shape=self.series_shape, order="C",
-                )
             import tifffile
             import zarr
 
@@ -88,6 +94,8 @@ class TiffLayout:
     def close(handle: Any) -> None:
         if isinstance(handle, tuple):
             handle[1].close()
+        elif isinstance(handle, PositionedFile):
+            handle.close()
 
     def read(self, handle: Any, region: tuple[slice, slice, slice]) -> np.ndarray:
         zs, ys, xs = region
@@ -106,9 +114,14 @@ class TiffLayout:
                 index.append(0)
                 continue
             kept.append(role)
-        backing = handle[0] if isinstance(handle, tuple) else handle
         try:
-            data = np.asarray(backing[tuple(index)])
+            if isinstance(handle, PositionedFile):
+                data = read_index(handle, int(self.data_offset or 0), np.dtype(self.stored_dtype),
+                                  self.series_shape, tuple(index))
+            else:
+                data = np.asarray(handle[0][tuple(index)])
+        except CorruptSourceError:
+            raise
         except Exception as e:  # decoder errors, truncated strips, I/O errors
             raise CorruptSourceError(
                 f"cannot read region z {zs.start}:{zs.stop}, y {ys.start}:{ys.stop}, "
@@ -150,6 +163,8 @@ def _single_channel(data: np.ndarray, colour: int, alpha: bool, path: str, where
 def _plan(tif: Any, path: Path) -> tuple[TiffLayout, list[str]]:
     """Reduce series 0 (level 0) to a (z, y, x) layout, or refuse."""
     notes: list[str] = []
+    if len(tif.pages) and tif.pages[0] is not None:  # before tifffile reads every page's header
+        _check_page(path, tif.pages[0])
     if not tif.series:
         raise CorruptSourceError("holds no image", path=path)
     series = tif.series[0]
@@ -251,6 +266,7 @@ def _plan(tif: Any, path: Path) -> tuple[TiffLayout, list[str]]:
         and int(page.bitspersample) == stored.itemsize * 8
         and stored.kind != "b"
     )
+    _check_claims(tif, path, page, shape)
     _check_extent(tif, path, series, memmappable, int(offset or 0), stored.itemsize * int(np.prod(shape)))
     layout = TiffLayout(
         path=str(path),
@@ -266,8 +282,61 @@ def _plan(tif: Any, path: Path) -> tuple[TiffLayout, list[str]]:
     return layout, notes
 
 
+#: how many times its stored size a page's pixels can be, per TIFF compression: none 1,
+#: PackBits 64 (2 bytes for a run of 128), LZW about 2700 (12-bit codes of strings up to
+#: ~4000 bytes), Deflate 1032 (its format's limit). Other codecs (JPEG, zstd ...) have no
+#: useful bound: only the output's free space limits them (checked by ingest).
+_MAX_RATIO = {1: 1.0, 32773: 64.0, 5: 4096.0, 8: 1032.0, 32946: 1032.0}
+#: slack for headers, padding and odd writers
+_SLACK = 64 * 1024
+
+
+def _claim_error(path: Path, what: str, claimed: int, holds: int) -> CorruptSourceError:
+    return CorruptSourceError(
+        f"its header claims more image data than the file can hold ({what})", path=path,
+        expected=f"at most {_size(holds)}", found=f"{_size(claimed)} claimed",
+        hint="the header is damaged or forged; nothing was read",
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def _check_claims(tif: Any, path: Path, page: Any, shape: tuple[int, ...]) -> None:
+    """Refuse, before any pixel is read, a header whose claimed size the file cannot back:
+    the series' pixels against the file size, and the first page's pixels against its own
+    strips or tiles (times the compression's largest possible ratio)."""
+    size = int(tif.filehandle.size)
+    per_sample = int(page.bitspersample) / 8
+    claimed = float(np.prod([float(n) for n in shape])) * per_sample
+    ratio = _MAX_RATIO.get(int(page.compression))
+    if ratio is None:
+        return
+    _check_page(path, page)
+    if claimed > size * ratio + _SLACK:
+        dims = "×".join(str(n) for n in shape)
+        raise _claim_error(path, f"{dims} pixels in a file of {_size(size)}", int(claimed), int(size * ratio))
+
+
+def _check_page(path: Path, page: Any) -> None:
+    """One page's claimed pixels against the bytes of its own strips or tiles."""
+    ratio = _MAX_RATIO.get(int(page.compression))
+    if ratio is None:
+        return
+    page_bytes = float(np.prod([float(n) for n in page.shape])) * int(page.bitspersample) / 8
+    stored = sum(int(c) for c in page.databytecounts)
+    if page_bytes > stored * ratio + _SLACK:
+        raise _claim_error(path, f"a page of {'×'.join(str(int(n)) for n in page.shape)} pixels "
+                           f"stored in {stored} bytes", int(page_bytes), int(stored * ratio))
+
+
 def _check_extent(tif: Any, path: Path, series: Any, memmappable: bool, offset: int, nbytes: int) -> None:
-    """Refuse a truncated file at open time: the series' bytes (memory-mapped case) or the
+    """Refuse a truncated file at open time: the series' bytes (contiguous case) or the
     first and last pages' strips / tiles must lie inside the file."""
     size = tif.filehandle.size
     if memmappable:

@@ -28,7 +28,14 @@ import numpy as np
 
 from .. import __version__
 from ..engine import shard_bytes_for
-from ..errors import AlreadyExistsError, MetadataError, MismatchError, OptionError, SourceError
+from ..errors import (
+    AlreadyExistsError,
+    InsufficientSpaceError,
+    MetadataError,
+    MismatchError,
+    OptionError,
+    SourceError,
+)
 from ..omezarr import checksum as cks
 from ..omezarr.layout import DEFAULT_SHARD_BYTES, plan_pyramid
 from ..omezarr.ngff import multiscales
@@ -135,6 +142,27 @@ def _fingerprint(name: str, source, plan, md_json: str, keep_raw: bool) -> dict:
     }
 
 
+#: the output is assumed to compress at most this well (EM data: 1.1-2x with zstd); a
+#: volume that would not fit even so is refused before anything is written
+BEST_COMPRESSION = 4.0
+
+
+def check_space(root: Path, shape: tuple[int, ...], dtype: str, label: str) -> None:
+    """Refuse a volume whose pyramid cannot fit in the archive's free space (a header that
+    claims huge dimensions, or simply too little disk), before any shard is submitted."""
+    raw = float(np.prod([float(n) for n in shape])) * np.dtype(dtype).itemsize
+    need = raw * 8 / 7 / BEST_COMPRESSION  # a full pyramid adds at most a seventh
+    free = shutil.disk_usage(root).free
+    if need > free:
+        raise InsufficientSpaceError(
+            f"the volume cannot fit in the archive's free space "
+            f"({' x '.join(map(str, shape))} {dtype}, {raw / 1e9:.3g} GB uncompressed)",
+            path=label, expected=f"at least {need / 1e9:.3g} GB free (at {BEST_COMPRESSION:g}:1 compression)",
+            found=f"{free / 1e9:.3g} GB free at {root}",
+            hint="free space, or check that the file's header claims the right dimensions",
+        )
+
+
 # --- the ingest ------------------------------------------------------------------------
 
 
@@ -189,6 +217,7 @@ def ingest(
     warnings += [w.one_line() for w in plausibility(md)]  # implausible values: recorded, not refused
     warnings += list(header.notes)
 
+    check_space(archive.root, header.shape, header.dtype, label)
     memory_limit = opts.memory_bytes
     shard_bytes = shard_bytes or shard_bytes_for(memory_limit, DEFAULT_SHARD_BYTES)
     try:

@@ -7,6 +7,15 @@ folder with the Dask engine, resuming a crashed run of the same job from its man
 NGFF 0.5 (image or label) and returns the checksum entries of every file written.
 Ingest, label import, aggregation, painting and prediction call it; what they differ
 in (records, where the group goes, commits) is theirs.
+
+The engine is chosen per job (:class:`curation.engine.Engine`, from the bytes of level 0):
+a thread pool for small jobs, so a small command starts no Dask cluster; the in-process
+Dask cluster for large ones; ``--scheduler ADDRESS`` or ``processes`` when asked. Its
+kind is recorded in the run record's :class:`~curation.provenance.EngineInfo`.
+
+A stall watchdog (``WriteOptions.stall_timeout``) fails the job with one line saying
+what it waited for when no block finishes for that long; the staging is kept, so running
+the same command again resumes.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Engine, default_memory_limit, parse_bytes, plan_concurrency
-from ..errors import CurationError, IngestInterrupted
+from ..errors import CurationError, IngestInterrupted, OptionError
 from ..omezarr import checksum as cks
 from ..omezarr.layout import PyramidPlan
 from ..omezarr.ngff import validate_image, validate_label
@@ -35,11 +44,16 @@ from ..provenance import EngineInfo, FileRef
 from .transaction import checkpoint
 
 
+#: seconds without a finished block before a write fails (a 128 MiB shard takes ~1 s)
+DEFAULT_STALL_TIMEOUT = 600.0
+
+
 @dataclass(frozen=True)
 class WriteOptions:
     """How a write runs (not what it writes): engine, memory, lock, resume, progress."""
 
-    #: Dask scheduler address, "processes", or None for a local cluster
+    #: Dask scheduler address, "processes", "cluster", "threads", or None: threads for a
+    #: small job, the in-process Dask cluster for a large one (curation.engine)
     scheduler: str | None = None
     #: an existing distributed.Client (tests, notebooks)
     client: Any = None
@@ -50,10 +64,21 @@ class WriteOptions:
     #: start over instead of resuming an interrupted run of the same job
     restart: bool = False
     progress: ProgressCallback | None = None
+    #: seconds without a finished block before the job fails (None: wait for ever)
+    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
 
     @property
     def memory_bytes(self) -> int:
         return parse_bytes(self.memory_limit) or default_memory_limit()
+
+    def checked_stall_timeout(self) -> float | None:
+        t = self.stall_timeout
+        if t is None:
+            return None
+        if not isinstance(t, (int, float)) or not 0 < float(t) < float("inf"):
+            raise OptionError("not a usable stall timeout", field="--stall-timeout",
+                              expected="a positive number of seconds", found=t)
+        return float(t)
 
 
 @dataclass(frozen=True)
@@ -118,11 +143,17 @@ def write_pyramid(
     checkpoint(f"{kind}-arrays")
     manifest.start()
     memory_limit = options.memory_bytes
+    stall_timeout = options.checked_stall_timeout()
+    job_bytes = _level0_bytes(plan)
+    engine = Engine(options.scheduler, client=options.client, memory_limit=memory_limit,
+                    concurrency=plan_concurrency(memory_limit, plan.shard_bytes()), job_bytes=job_bytes)
     try:
-        with Engine(options.scheduler, client=options.client, memory_limit=memory_limit,
-                    concurrency=plan_concurrency(memory_limit, plan.shard_bytes())) as engine:
-            result = build_pyramid(spec, engine, manifest, hash_paths=hash_paths, progress=options.progress)
+        with engine:
+            result = build_pyramid(spec, engine, manifest, hash_paths=hash_paths, progress=options.progress,
+                                   stall_timeout=stall_timeout)
             threads = engine.n_threads()
+    except IngestInterrupted:
+        raise  # a stall: the staging is kept for a resume
     except CurationError:
         manifest.close()
         forget_stores(str(zroot))
@@ -138,10 +169,16 @@ def write_pyramid(
         manifest.close()
         forget_stores(str(zroot))
     checkpoint(f"{kind}-written")
-    return Written(result=result, entries=[], tree_sha256="",
-                   engine=EngineInfo(scheduler=options.scheduler or ("client" if options.client else "local"),
-                                     threads=threads, memory_limit=memory_limit),
+    info = EngineInfo(scheduler=options.scheduler or engine.scheduler, threads=threads,
+                      memory_limit=memory_limit, kind=engine.kind, stall_timeout=stall_timeout)
+    return Written(result=result, entries=[], tree_sha256="", engine=info,
                    files={f["path"]: f for f in result.files})
+
+
+def _level0_bytes(plan: PyramidPlan) -> int:
+    import numpy as np
+
+    return int(np.prod(plan.levels[0].shape, dtype=np.int64)) * np.dtype(plan.dtype).itemsize
 
 
 def finish_group(written: Written, zroot: Path, *, kind: str, checksum_prefix: str = "") -> Written:
