@@ -27,6 +27,7 @@ COMMANDS = {
     "serve": "cmd_serve",
     "analyze": "cmd_analyze",
     "evaluate": "cmd_evaluate",
+    "experiment": "cmd_experiment",
 }
 
 

@@ -16,6 +16,7 @@ from pydantic import Field, JsonValue
 
 from .analysis import AnalysisDetails, EvaluationDetails
 from .base import Agent, EngineInfo, FileRef, ImageRef, Input, LabelRef, OutputRef, Part, Record, ToolInfo
+from .experiment import LearningCurveDetails
 
 Scalar = float | int | str | bool | None
 
@@ -130,7 +131,7 @@ class GenericDetails(Part):
 
 
 Details = Annotated[ImportDetails | AggregationDetails | MetadataUpdateDetails | PaintDetails | AnalysisDetails
-                    | EvaluationDetails | GenericDetails, Field(discriminator="kind")]
+                    | EvaluationDetails | LearningCurveDetails | GenericDetails, Field(discriminator="kind")]
 
 
 # --- the record ------------------------------------------------------------------------------------
