@@ -55,11 +55,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--slices", nargs="+", type=int, default=[1, 2, 4, 8])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--minutes", type=float, default=1.0, help="training budget per draw")
+    ap.add_argument("--minutes", type=float, default=None, help="training budget per draw (a time budget)")
+    ap.add_argument("--iterations", type=int, default=120,
+                    help="iterations per draw (default; unlike a time budget, the machine's load cannot change them)")
     ap.add_argument("--held-out", type=int, default=5)
     ap.add_argument("--gap", type=int, default=2)
     ap.add_argument("--add", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-current", action="store_true", help="skip the model on every pool slice")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--pipeline", default="mitochondria-2d")
     ap.add_argument("--out", type=Path, default=Path("/tmp/curve"))
@@ -73,15 +76,17 @@ def main() -> None:
     draws = plan_draws(pool, args.slices, args.repeats, args.seed)
     store = args.out / "draws.json"
     done = {d["key"]: d for d in json.loads(store.read_text())} if store.exists() else {}
-    print(f"held out {held}; pool {pool}; {len(draws)} draws at {args.minutes:g} min each", flush=True)
+    budget = f"{args.minutes:g} min" if args.minutes else f"{args.iterations} iterations"
+    print(f"held out {held}; pool {pool}; {len(draws)} draws, {budget} each", flush=True)
     from curation.analysis.curve import Draw
 
-    everything = draws + [Draw(len(pool), 0, tuple(pool), draws[-1].seed ^ 0x5EED)]
+    everything = draws + ([] if args.no_current else [Draw(len(pool), 0, tuple(pool), draws[-1].seed ^ 0x5EED)])
     for d in everything:
         if d.key in done:
             continue
         t0 = time.perf_counter()
-        s = run_draw(pipeline, image, labels, d, held, VOXEL_SIZE_NM, max_minutes=args.minutes, iterations=None,
+        s = run_draw(pipeline, image, labels, d, held, VOXEL_SIZE_NM, max_minutes=args.minutes,
+                     iterations=None if args.minutes else args.iterations,
                      threads=args.threads)
         done[d.key] = {"key": d.key, **asdict(s), "load": os.getloadavg()[0]}
         store.write_text(json.dumps(list(done.values()), indent=1))
@@ -91,8 +96,10 @@ def main() -> None:
               for r in done.values()]
     from curation.analysis.experiment import write_curve_files
 
-    files = write_curve_files(args.out, scores, held=held, pool=pool, add=args.add, seed=args.seed,
-                              title=f"{args.pipeline} on sbem-mito, {args.minutes:g} min per training (CPU)")
+    current = next((s for s in scores if s.k == len(pool)), None)
+    files = write_curve_files(args.out, [s for s in scores if s is not current], held=held, pool=pool, add=args.add,
+                              seed=args.seed, title=f"{args.pipeline} on sbem-mito, {budget} per training (CPU)",
+                              budget=budget, current=current)
     print("wrote", ", ".join(str(args.out / f) for f in files))
 
 

@@ -191,7 +191,7 @@ def plot_curve(draws: Sequence[DrawRecord], points: Sequence[CurvePointRecord], 
     ax.set_ylabel("held-out score")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best", framealpha=0.8)
     ax.set_title(title or "Learning curve", fontsize=9)
     if gains:
         labels = [f"{g.k_from}→{g.k_to}" for g in gains]

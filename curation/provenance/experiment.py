@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from .analysis import AnalysisFiles
 from .base import Part, ZyxFloat
@@ -24,7 +24,7 @@ class LearningCurveSettings(Part):
     #: sha256 of the pipeline as trained (its YAML with every field), before per-draw seeds
     pipeline_sha256: str
     #: dotted pipeline fields replaced for this experiment (a tiny demo network ...)
-    overrides: dict[str, str | int | float | bool | None | list[int]] = Field(default_factory=dict)
+    overrides: dict[str, JsonValue] = Field(default_factory=dict)
     slices: list[int] = Field(min_length=1)  # the k values
     repeats: int = Field(ge=1)
     seed: int = Field(ge=0)
