@@ -15,8 +15,9 @@ Nothing here touches the archive (:mod:`.experiment` stores the result). The par
   the held-out slices predicted as prediction would (tile by tile, only annotated voxels
   counted, pooled over the slices): Dice and IoU;
 * :func:`t_interval` / :func:`welch_interval`: 95% **Student t** intervals of a mean
-  over the draws of one k, and of the difference of two such means (Welch), which gives
-  the marginal gain per added slice between consecutive k;
+  over the draws of one k (clipped to [0, 1]: a score's range), and of the difference of
+  two such means (Welch), which gives the marginal gain per added slice between
+  consecutive k;
 * :func:`project`: the curve fitted as an inverse power law ``a - b k^-c`` (with fewer
   than three distinct k, ``a + b ln k``) to every draw's Dice, evaluated at the current
   number of slices n and at n + K; its 95% interval is a **bootstrap** over the draws
@@ -58,8 +59,10 @@ class Interval:
     n: int
 
 
-def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
-    """Mean ± t(1-α/2, n-1) · s/√n (Student t: the draws of one k are few)."""
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE,
+               bounds: tuple[float, float] | None = None) -> Interval:
+    """Mean ± t(1-α/2, n-1) · s/√n (Student t: the draws of one k are few), clipped to
+    ``bounds`` when given (a Dice is never below 0 or above 1)."""
     from scipy import stats
 
     x = np.asarray([float(v) for v in values], dtype=np.float64)
@@ -70,7 +73,10 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
         return Interval(m, None, None, None, 1)
     sd = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1)) * sd / math.sqrt(len(x))
-    return Interval(m, m - half, m + half, sd, len(x))
+    lo, hi = m - half, m + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return Interval(m, lo, hi, sd, len(x))
 
 
 def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
@@ -351,8 +357,9 @@ class Gain:
 def summarize(scores: Sequence[DrawScore], confidence: float = CONFIDENCE) -> tuple[list[CurvePoint], list[Gain]]:
     ks = sorted({s.k for s in scores})
     by = {k: [s for s in scores if s.k == k] for k in ks}
-    points = [CurvePoint(k, t_interval([s.dice for s in by[k]], confidence), t_interval([s.iou for s in by[k]],
-                                                                                           confidence)) for k in ks]
+    unit = (0.0, 1.0)
+    points = [CurvePoint(k, t_interval([s.dice for s in by[k]], confidence, unit),
+                         t_interval([s.iou for s in by[k]], confidence, unit)) for k in ks]
     gains = []
     for a, b in zip(ks, ks[1:]):
         d = welch_interval([s.dice for s in by[a]], [s.dice for s in by[b]], confidence)

@@ -232,7 +232,7 @@ def render_markdown(draws: Sequence[DrawRecord], points: Sequence[CurvePointReco
              f"slices); draws of k training slices from {list(pool)}; {budget} per training, no validation slice "
              "(the last weights are kept).", "",
              "![learning curve](learning_curve.png)", "", "## The curve", "",
-             "Intervals: 95% Student t over the draws of each k (none with a single draw).", "",
+             "Intervals: 95% Student t over the draws of each k, clipped to [0, 1] (none with a single draw).", "",
              "| k | draws | Dice mean | Dice 95% CI | IoU mean | IoU 95% CI |", "|---|---|---|---|---|---|"]
     for p in points:
         lines.append(f"| {p.k} | {p.draws} | {_f(p.dice_mean)} | {_f(p.dice_low)} – {_f(p.dice_high)} | "

@@ -28,6 +28,8 @@ def test_t_interval_by_hand():
     # mean 0.7, s = 0.1, t(0.975, df 2) = 4.302653: half width 4.302653 * 0.1 / sqrt(3) = 0.248414
     assert iv.mean == pytest.approx(0.7) and iv.sd == pytest.approx(0.1) and iv.n == 3
     assert iv.low == pytest.approx(0.7 - 0.248414, abs=1e-6) and iv.high == pytest.approx(0.7 + 0.248414, abs=1e-6)
+    wide = t_interval([0.0, 0.1], bounds=(0.0, 1.0))  # 0.05 ± 12.7 · 0.0707 / √2: clipped to the range
+    assert (wide.low, wide.high) == (0.0, pytest.approx(0.05 + 12.706205 * 0.05))
     one = t_interval([0.5])
     assert (one.mean, one.low, one.high, one.n) == (0.5, None, None, 1)
     with pytest.raises(AnalysisError):

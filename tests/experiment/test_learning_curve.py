@@ -54,7 +54,7 @@ def test_stores_table_plot_reports_and_a_typed_record(curve_archive, first):
         assert x.dice == pytest.approx(2 * x.tp / (2 * x.tp + x.fp + x.fn))
     # the intervals, recomputed from the stored draws
     for p in d.points:
-        iv = t_interval([x.dice for x in random if x.k == p.k])
+        iv = t_interval([x.dice for x in random if x.k == p.k], bounds=(0.0, 1.0))
         assert (p.draws, p.dice_mean, p.dice_low, p.dice_high) == (2, iv.mean, iv.low, iv.high)
     (g,) = d.gains
     w = welch_interval([x.dice for x in random if x.k == 1], [x.dice for x in random if x.k == 2])
