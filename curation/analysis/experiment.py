@@ -90,7 +90,8 @@ def curve_records(draws: Sequence[DrawRecord], *, add: int | None, seed: int, po
             pr = C.project([d.k for d in fit], [d.dice for d in fit], pool, add, seed=seed, confidence=confidence)
             now = next((d.dice for d in draws if d.current), None)
             projection = ProjectionRecord(
-                current=pr.current, add=pr.add, model=pr.model, params=list(pr.params), dice_now=pr.now,  # type: ignore[arg-type]
+                current=pr.current, add=pr.add, model=pr.model,  # type: ignore[arg-type]
+                params=list(pr.params), dice_now=pr.now,
                 dice_then=pr.then, gain=pr.gain, gain_low=pr.gain_low, gain_high=pr.gain_high,
                 dice_then_low=pr.then_low, dice_then_high=pr.then_high, resamples=pr.resamples,
                 dice_measured_now=now)
@@ -468,7 +469,8 @@ def learning_curve(
         checkpoint("learning-curve-report")
         details = LearningCurveDetails(
             settings=settings, draws=records, points=points, gains=gains, projection=projection, candidates=candidates,
-            files=AnalysisFiles(folder=folder, tables=[f"{folder}/{f}" for f in files if f.endswith((".csv", ".parquet"))],
+            files=AnalysisFiles(folder=folder,
+                                tables=[f"{folder}/{f}" for f in files if f.endswith((".csv", ".parquet"))],
                                 plots=[f"{folder}/{f}" for f in files if f.endswith(".png")],
                                 report=f"{folder}/report.html"))
         record = RunRecord(

@@ -39,7 +39,8 @@ def _text(r) -> str:
         lines.append(f"  {g['k_from']}→{g['k_to']}: {g['per_slice']:+.4f} Dice per added slice {ci}")
     pr = d.get("projection")
     if pr:
-        lines.append(f"  +{pr['add']} slice(s) from {pr['current']}: Dice {pr['dice_now']:.3f} → {pr['dice_then']:.3f} "
+        lines.append(f"  +{pr['add']} slice(s) from {pr['current']}: "
+                     f"Dice {pr['dice_now']:.3f} → {pr['dice_then']:.3f} "
                      f"(gain {pr['gain']:+.3f}, 95% bootstrap [{pr['gain_low']:+.3f}, {pr['gain_high']:+.3f}])")
     if d.get("suggested"):
         lines.append(f"  annotate next: slices {', '.join(str(z) for z in d['suggested'])}")
@@ -55,7 +56,8 @@ def command() -> None:
 @click.argument("archive", type=click.Path(exists=True, file_okay=False))
 @click.argument("name")
 @click.option("--pipeline", required=True, help="Segmentation pipeline: a shipped name or a YAML file.")
-@click.option("--labels", required=True, metavar="LAYER@vN", help="Ground truth whose annotated slices train and score.")
+@click.option("--labels", required=True, metavar="LAYER@vN",
+              help="Ground truth whose annotated slices train and score.")
 @click.option("--slices", "slices_text", default="1,2,4,8", show_default=True,
               help="Numbers of training slices k, separated by commas.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Random draws (slices and seed) per k.")

@@ -73,8 +73,8 @@ def section(name: str, r: RunRecord) -> Section:
         facts = [("Design", f"{len(d.draws)} trainings ({s3.repeats} draws per k, {budget} each); scored on held-out "
                             f"slices {', '.join(map(str, s3.held_out))}")]
         for p in d.points:
-            ci = f" (95% t: {p.dice_low:.3f}–{p.dice_high:.3f})" if p.dice_low is not None and p.dice_high is not None \
-                else ""
+            known = p.dice_low is not None and p.dice_high is not None
+            ci = f" (95% t: {p.dice_low:.3f}–{p.dice_high:.3f})" if known else ""
             facts.append((f"k = {p.k}", f"Dice {p.dice_mean:.3f}{ci}, IoU {p.iou_mean:.3f}"))
         for g in d.gains:
             facts.append((f"Gain {g.k_from}→{g.k_to}", f"{g.per_slice:+.4f} Dice per added slice"))

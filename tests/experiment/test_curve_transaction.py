@@ -64,7 +64,8 @@ def _state(arch: Path) -> dict:
         "acq_status": dlo.git(acq, "status", "--porcelain", "--untracked-files=all"),
         "files": sorted(dlo.git(acq, "ls-files").split()),
         "annexed": sorted(p.relative_to(acq).as_posix() for p in (acq / "analysis").rglob("*") if p.is_symlink()),
-        "tables": {p.relative_to(acq).as_posix(): _csv(p.read_text()) for p in sorted((acq / "analysis").rglob("*.csv"))},
+        "tables": {p.relative_to(acq).as_posix(): _csv(p.read_text())
+                   for p in sorted((acq / "analysis").rglob("*.csv"))},
         "runs": {p.name: _stable(json.loads(p.read_text())) for p in sorted((acq / "provenance" / "runs").glob("*"))},
     }
 
