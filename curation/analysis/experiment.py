@@ -228,7 +228,7 @@ def headline(points: Sequence[CurvePointRecord], gains: Sequence[GainRecord], pr
 def render_markdown(draws: Sequence[DrawRecord], points: Sequence[CurvePointRecord], gains: Sequence[GainRecord],
                     projection: ProjectionRecord | None, candidates: Sequence[CandidateRecord], *, title: str,
                     subtitle: str, held: Sequence[int], pool: Sequence[int], budget: str) -> str:
-    lines = [f"# {title}", "", subtitle, "", headline(points, gains, projection), "",
+    lines = [f"# {title}", "", *([subtitle, ""] if subtitle else []), headline(points, gains, projection), "",
              f"Scored on the held-out annotated slices {list(held)} (only annotated voxels count, pooled over the "
              f"slices); draws of k training slices from {list(pool)}; {budget} per training, no validation slice "
              "(the last weights are kept).", "",
@@ -248,8 +248,11 @@ def render_markdown(draws: Sequence[DrawRecord], points: Sequence[CurvePointReco
         form = "a − b·k^−c" if projection.model == "power" else "a + b·ln k"
         lines += ["", f"## What {projection.add} more slice(s) would buy", "",
                   f"The curve {form} (parameters {', '.join(f'{v:.4g}' for v in projection.params)}) fitted to every "
-                  f"draw and the model on all {projection.current} current slices: Dice {_f(projection.dice_now)} now "
-                  f"(measured: {_f(projection.dice_measured_now)}), {_f(projection.dice_then)} with "
+                  "draw" + (f" and the model on all {projection.current} current slices"
+                            if projection.dice_measured_now is not None else "") +
+                  f": Dice {_f(projection.dice_now)} at the {projection.current} current slices"
+                  + (f" (measured: {_f(projection.dice_measured_now)})" if projection.dice_measured_now is not None
+                     else "") + f", {_f(projection.dice_then)} with "
                   f"{projection.add} more (95% {_f(projection.dice_then_low)} – {_f(projection.dice_then_high)}); "
                   f"gain {_f(projection.gain, sign=True)} (95% {_f(projection.gain_low, sign=True)} – "
                   f"{_f(projection.gain_high, sign=True)}), a percentile bootstrap of {projection.resamples} refits "
@@ -332,11 +335,15 @@ class _Labels:
     def __init__(self, array: Any, unlabeled: int) -> None:
         self.array, self.unlabeled = array, unlabeled
         self.shape = tuple(int(n) for n in array.shape)
-        self.dtype = np.dtype(np.uint8 if unlabeled <= 254 else np.uint32)
+        dtype = np.dtype(array.dtype)
+        keep = dtype.kind == "u" and unlabeled == np.iinfo(dtype).max
+        self.dtype = dtype if keep else np.dtype(np.uint32)
         self.max = int(np.iinfo(self.dtype).max)
 
     def __getitem__(self, key) -> np.ndarray:
         a = np.asarray(self.array[key])
+        if a.dtype == self.dtype:
+            return a
         out = a.astype(self.dtype)
         out[a == self.unlabeled] = self.max
         return out
