@@ -168,7 +168,8 @@ def plot_curve(draws: Sequence[DrawRecord], points: Sequence[CurvePointRecord], 
         means = [getattr(p, f"{attr}_mean") for p in points]
         errs = np.array([_err(getattr(p, f"{attr}_mean"), getattr(p, f"{attr}_low"), getattr(p, f"{attr}_high"))
                          for p in points]).T.reshape(2, -1)
-        ax.errorbar(ks, means, yerr=errs, fmt="o-" if attr == "dice" else "s--", color=colour, capsize=3, ms=4,
+        xs = ks if attr == "dice" else [k * 1.04 for k in ks]  # side by side, not on top of each other
+        ax.errorbar(xs, means, yerr=errs, fmt="o-" if attr == "dice" else "s--", color=colour, capsize=3, ms=4,
                     label=label, zorder=3)
     cur = [d for d in draws if d.current]
     if cur:
@@ -182,8 +183,8 @@ def plot_curve(draws: Sequence[DrawRecord], points: Sequence[CurvePointRecord], 
         ax.errorbar([x], [projection.dice_then], yerr=[[projection.dice_then - projection.dice_then_low],
                                                        [projection.dice_then_high - projection.dice_then]],
                     fmt="D", color="#d62728", capsize=3, ms=5, zorder=4,
-                    label=f"+{projection.add}: {projection.gain:+.3f} ({projection.gain_low:+.3f}…"
-                          f"{projection.gain_high:+.3f}, bootstrap)")
+                    label=f"{projection.current}+{projection.add} slices: Dice {projection.gain:+.3f} "
+                          f"(95% {projection.gain_low:+.3f}…{projection.gain_high:+.3f}, bootstrap)")
     ax.set_xscale("log", base=2)
     ticks = sorted(set(ks + ([projection.current + projection.add] if projection else []) + [d.k for d in cur]))
     ax.set_xticks(ticks, [str(t) for t in ticks])
