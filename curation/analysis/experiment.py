@@ -226,6 +226,13 @@ def headline(points: Sequence[CurvePointRecord], gains: Sequence[GainRecord], pr
     return text
 
 
+def _at_bounds(p: ProjectionRecord) -> bool:
+    if p.model != "power":
+        return False
+    a, b, c = p.params
+    return a >= 0.999 or b <= 1e-6 or c <= 0.0101 or c >= 2.99
+
+
 def render_markdown(draws: Sequence[DrawRecord], points: Sequence[CurvePointRecord], gains: Sequence[GainRecord],
                     projection: ProjectionRecord | None, candidates: Sequence[CandidateRecord], *, title: str,
                     subtitle: str, held: Sequence[int], pool: Sequence[int], budget: str) -> str:
@@ -257,7 +264,11 @@ def render_markdown(draws: Sequence[DrawRecord], points: Sequence[CurvePointReco
                   f"{projection.add} more (95% {_f(projection.dice_then_low)} – {_f(projection.dice_then_high)}); "
                   f"gain {_f(projection.gain, sign=True)} (95% {_f(projection.gain_low, sign=True)} – "
                   f"{_f(projection.gain_high, sign=True)}), a percentile bootstrap of {projection.resamples} refits "
-                  "to the draws resampled within each k. An extrapolation: trust it less the further it reaches."]
+                  "to the draws resampled within each k. An extrapolation: trust it less the further it reaches."
+                  + (" The power law is constrained not to fall (b ≥ 0), so its gain is never below 0."
+                     if projection.model == "power" else "")
+                  + (" Some parameters sit at their bounds: the draws do not pin the curve's shape down "
+                     "(a flat or noisy curve)." if _at_bounds(projection) else "")]
     if candidates:
         lines += ["", "## Which slices to annotate next", "",
                   "Unannotated slices by the mean binary entropy (bits) of the model trained on every current slice; "
