@@ -270,7 +270,8 @@ def predict_slices(result: Any, image: Any, voxel_size_nm: Sequence[float], slic
 
     plan = plan_inference(result.pipeline, image.shape, voxel_size_nm, normalization=result.normalization,
                           tri_axis=False)
-    predictor = Predictor(result.model, batch=result.pipeline.inference.batch, threads=threads)
+    predictor = Predictor(result.model, batch=result.pipeline.inference.batch, device=result.device or "cpu",
+                          threads=threads)
     planes = [b[1:] for b in plan.blocks() if b[0].start == 0]
     out = {}
     for z in slices:
