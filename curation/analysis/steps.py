@@ -1,4 +1,4 @@
-"""Pipeline step kinds of the analysis package: ``analyze`` and ``evaluate``.
+"""Pipeline step kinds of the analysis package: ``analyze``, ``evaluate`` and ``learning-curve``.
 
 ::
 
@@ -9,6 +9,8 @@
         preset: nuclear-pore
         expect: phantom            # compare with the phantom's known count, diameter, density
     - evaluate: {prediction: pores-predicted@v1, truth: pores@v1, binary: true}
+    - learning-curve: {labels: envelope@v2, pipeline: nuclear-envelope-tap, slices: [1, 2], repeats: 2,
+                       iterations: 20, add: 2}
 
 ``expect: phantom`` takes the pipeline's phantom as the truth: its number of pores, their
 diameter and their density per µm² of envelope, with the tolerances of ``tolerance``
@@ -17,7 +19,7 @@ diameter and their density per µm² of envelope, with the tolerances of ``toler
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -99,3 +101,35 @@ def evaluate_step(p: EvaluateParams, ctx: RunContext) -> list[Result]:
 
     return evaluate(ctx.archive, ctx.acquisition, p.prediction, p.truth, iou_threshold=p.iou_threshold,
                     binary=p.binary, hausdorff=p.hausdorff, connectivity=p.connectivity, note=p.note)
+
+
+class LearningCurveParams(StepParams):
+    labels: str  # LAYER@vN ground truth
+    pipeline: str  # a shipped segmentation pipeline's name, or a YAML file (relative to the pipeline file)
+    slices: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
+    repeats: int = Field(3, ge=1)
+    max_minutes: float | None = Field(None, gt=0)
+    iterations: int | None = Field(None, ge=1)
+    seed: int = Field(0, ge=0)
+    add: int | None = Field(None, ge=1)
+    held_out: int | None = Field(None, ge=1)
+    gap: int = Field(0, ge=0)
+    max_candidates: int = Field(64, ge=1)
+    #: dotted pipeline fields replaced (a tiny network for the demo)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    threads: int | None = Field(None, ge=1)
+    note: str = ""
+
+
+@step_kind("learning-curve", LearningCurveParams)
+def learning_curve_step(p: LearningCurveParams, ctx: RunContext) -> list[Result]:
+    """Measure how the held-out Dice grows with the number of annotated training slices."""
+    from .experiment import learning_curve
+
+    pipeline = p.pipeline
+    if pipeline.endswith((".yaml", ".yml")):
+        pipeline = str(ctx.path(pipeline))
+    return learning_curve(ctx.archive, ctx.acquisition, p.labels, pipeline=pipeline, slices=p.slices,
+                          repeats=p.repeats, max_minutes=p.max_minutes, iterations=p.iterations, seed=p.seed,
+                          add=p.add, held_out=p.held_out, gap=p.gap, max_candidates=p.max_candidates,
+                          overrides=p.overrides, threads=p.threads, note=p.note)

@@ -28,7 +28,7 @@ ANALYSIS_DIR = "analysis"
 #: suffixes the archive keeps in git (the rest is annexed)
 GIT_SUFFIXES = (".json", ".jsonl", ".yaml", ".yml", ".md", ".txt", ".tsv", ".cff")
 #: what each kind of run is called (its id is PREFIX-N)
-RUN_PREFIXES = {"analyze": "analysis", "evaluate": "evaluation"}
+RUN_PREFIXES = {"analyze": "analysis", "evaluate": "evaluation", "learning-curve": "learning-curve"}
 
 
 def next_run_id(view: AcquisitionView, action: str) -> str:

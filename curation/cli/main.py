@@ -31,6 +31,7 @@ COMMANDS = {
     "segment": "cmd_segment",
     "reproduce": "cmd_reproduce",
     "models": "cmd_models",
+    "experiment": "cmd_experiment",
 }
 
 

@@ -7,6 +7,7 @@ The steps come from a declarative pipeline (``pipelines/demo.yaml`` by default),
 2. check the metadata, create an archive, ingest the phantom as OME-Zarr;
 3. import the nuclear-envelope ground truth of a few slices as ``envelope@v1``, then two
    more slices as ``envelope@v2`` (which keeps v1's slices), and diff the versions;
+   measure a tiny learning curve on ``envelope@v2`` (what two more slices would buy);
 4. verify the archive (checksums, tracked files, NGFF, git-annex);
 5. package the acquisition for EMPIAR and as an RO-Crate;
 6. write ``README.md`` and ``index.html`` at the top of the folder, with previews, to show

@@ -17,6 +17,7 @@ from pydantic import Field, JsonValue
 from .analysis import AnalysisDetails, EvaluationDetails
 from .segmentation import SegmentDetails, TrainDetails
 from .base import Agent, EngineInfo, FileRef, ImageRef, Input, LabelRef, OutputRef, Part, Record, ToolInfo
+from .experiment import LearningCurveDetails
 
 Scalar = float | int | str | bool | None
 
@@ -133,7 +134,8 @@ class GenericDetails(Part):
 
 
 Details = Annotated[ImportDetails | AggregationDetails | MetadataUpdateDetails | PaintDetails | AnalysisDetails
-                    | EvaluationDetails | TrainDetails | SegmentDetails | GenericDetails, Field(discriminator="kind")]
+                    | EvaluationDetails | TrainDetails | SegmentDetails | LearningCurveDetails | GenericDetails,
+                    Field(discriminator="kind")]
 
 
 # --- the record ------------------------------------------------------------------------------------

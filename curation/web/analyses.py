@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from ..provenance.analysis import AnalysisDetails, EvaluationDetails
+from ..provenance.experiment import LearningCurveDetails
 from ..provenance.runs import RunRecord
 from .catalog import Section
 
 #: plots shown on the page (the montage stays in the report)
-PAGE_PLOTS = ("sizes.png", "parents.png", "scores.png")
+PAGE_PLOTS = ("sizes.png", "parents.png", "scores.png", "learning_curve.png")
 MAX_PARENT_LINES = 5
 
 
@@ -63,6 +64,27 @@ def section(name: str, r: RunRecord) -> Section:
             what = "ids" if i.value is None else (i.name or str(i.value))
             facts.append((f"Objects ({what})", f"F1 {i.f1:.3f} (TP {i.tp}, FP {i.fp}, FN {i.fn}, IoU ≥ "
                           f"{i.iou_threshold:g}); HD95 median {_n(i.hd95_nm_median, ' nm')}"))
+        facts.append(("Run", f"{when}, {r.agent.name if r.agent else 'unknown'}"))
+    elif isinstance(d, LearningCurveDetails):
+        s3 = d.settings
+        title = f"{run}: learning curve of {s3.pipeline} on {s3.labels}"
+        budget = f"{s3.max_minutes:g} min" if s3.max_minutes is not None else \
+            (f"{s3.iterations} iterations" if s3.iterations else "the pipeline's budget")
+        facts = [("Design", f"{len(d.draws)} trainings ({s3.repeats} draws per k, {budget} each); scored on held-out "
+                            f"slices {', '.join(map(str, s3.held_out))}")]
+        for p in d.points:
+            known = p.dice_low is not None and p.dice_high is not None
+            ci = f" (95% t: {p.dice_low:.3f}–{p.dice_high:.3f})" if known else ""
+            facts.append((f"k = {p.k}", f"Dice {p.dice_mean:.3f}{ci}, IoU {p.iou_mean:.3f}"))
+        for g in d.gains:
+            facts.append((f"Gain {g.k_from}→{g.k_to}", f"{g.per_slice:+.4f} Dice per added slice"))
+        if d.projection is not None:
+            pr = d.projection
+            facts.append((f"{pr.add} more slice(s)", f"Dice {pr.dice_now:.3f} → {pr.dice_then:.3f} ({pr.gain:+.3f}, "
+                          f"95% bootstrap {pr.gain_low:+.3f} to {pr.gain_high:+.3f})"))
+        suggested = [str(c.slice) for c in d.candidates if c.suggested]
+        if suggested:
+            facts.append(("Annotate next", ", ".join(suggested) + " (most uncertain under the current model)"))
         facts.append(("Run", f"{when}, {r.agent.name if r.agent else 'unknown'}"))
     else:  # pragma: no cover - the catalog passes analysis runs only
         return Section(title=run)

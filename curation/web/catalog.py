@@ -388,9 +388,10 @@ class Catalog:
     def analysis_runs(self, name: str) -> list[Any]:
         """Run records of analyses and evaluations (``provenance/runs/``), newest first."""
         from ..provenance.analysis import AnalysisDetails, EvaluationDetails
+        from ..provenance.experiment import LearningCurveDetails
 
         runs = [r for r in self.view(name).runs()
-                if r.id.startswith("runs/") and isinstance(r.details, (AnalysisDetails, EvaluationDetails))]
+                if r.id.startswith("runs/") and isinstance(r.details, (AnalysisDetails, EvaluationDetails, LearningCurveDetails))]
         return sorted(runs, key=lambda r: (r.started, r.id), reverse=True)
 
     def analyses(self, name: str) -> list[Section]:

@@ -57,12 +57,16 @@ def test_demo_runs_the_whole_loop(tmp_path):
     readme = (root / "README.md").read_text()
     assert "### Analyses" in readme and "analysis-1: objects of pores@v1 per nucleus@v1" in readme
     assert "analysis/analysis-1/report.html" in (root / "index.html").read_text()
+    # a tiny learning curve of the envelope's five slices, stored and shown like the analyses
+    (curve,) = [r for r in records if r["action"] == "learning-curve"]
+    assert [p["k"] for p in curve["data"]["points"]] == [1, 2] and curve["data"]["projection"]["add"] == 2
+    assert (root / "archive" / curve["data"]["plot"]).is_file() and "learning-curve-1" in readme
 
 
 def test_pipeline_definitions_are_validated(tmp_path):
     assert [s.kind for s in load_pipeline().steps][:2] == ["ingest", "labels-import"]
     assert {"ingest", "labels-import", "labels-aggregate", "labels-diff", "metadata-update", "verify",
-            "package", "analyze", "evaluate", "train", "segment"} <= set(kinds())
+            "package", "analyze", "evaluate", "learning-curve", "train", "segment"} <= set(kinds())
     (analyze,) = [s for s in load_pipeline().steps if s.kind == "analyze"]
     assert analyze.params.expect == "phantom" and analyze.params.preset == "nuclear-pore"
     bad = tmp_path / "bad.yaml"
