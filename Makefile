@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,fuzz]'
 	$(BIN)/git-annex version >/dev/null
 	touch $(STAMP)
 
@@ -22,8 +22,12 @@ demo: install
 	rm -rf demo-output
 	$(BIN)/curate demo demo-output
 
+# two workers, a test file per worker (its module fixtures are built once): most tests wait
+# on git, git-annex and curate subprocesses, so two workers fill two cores
+PYTEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 schemas: install
 	$(BIN)/curate schemas export schemas

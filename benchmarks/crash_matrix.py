@@ -22,9 +22,9 @@ uninterrupted time), the same command again, and the checks:
 It prints survived/tried per command (the target is 100%) and the instants of failures.
 
 Commands are entries of :data:`COMMANDS` (a :class:`Spec`: which archive it starts from,
-its command line, how its outcome is read). ``train`` and ``segment`` are listed with
-``probe`` set: they are skipped, with a note, while ``curate train --help`` (``segment``)
-fails in this build; add their final command lines there when the CLIs land.
+its command line, how its outcome is read). ``train`` (a tiny 2D U-Net on ``mito@v1``) and
+``segment`` (with the model it trained) are probed: skipped, with a note, in a build
+without those commands.
 """
 
 from __future__ import annotations
@@ -103,7 +103,23 @@ def make_inputs(base: Path) -> dict[str, Path]:
                   "--chunk", "16,64,64", "--shard", "16,128,128", "--no-progress"]
     sh(*ingest_cmd)
     sh(*CURATE, "labels", "import", str(full), "vol", str(masks), "--layer", "mito")
-    return {"folder": folder, "md": md, "masks": masks, "ann": ann, "empty": empty, "full": full}
+    out = {"folder": folder, "md": md, "masks": masks, "ann": ann, "empty": empty, "full": full}
+    if sh(*CURATE, "train", "--help", check=False).returncode == 0:
+        # a tiny 2D U-Net (seconds per training on one core), and an archive holding mito@v1
+        from curation.segmentation.pipeline import load_pipeline, pipeline_yaml, with_overrides
+
+        tiny = with_overrides(load_pipeline("mitochondria-2d"), {
+            "architecture.width": 4, "architecture.depth": 2, "training.patch": [48, 48], "training.batch": 2,
+            "training.iterations": 6, "training.max_minutes": None, "training.threads": 1,
+            "training.validation": {"slices": "farthest", "count": 1, "every": 3},
+            "inference.tile": [96, 96], "inference.halo": "auto", "inference.overlap": 4, "inference.batch": 3})
+        out["pipeline"] = base / "tiny.yaml"
+        out["pipeline"].write_text(pipeline_yaml(tiny))
+        trained = base / "trained"
+        shutil.copytree(full, trained, symlinks=True)
+        sh(*COMMANDS["train"].argv(out, trained, base))
+        out["trained"] = trained
+    return out
 
 
 @dataclass(frozen=True)
@@ -134,12 +150,12 @@ COMMANDS: dict[str, Spec] = {
         outcome="package"),
     "push": Spec("full", lambda inp, arch, work: [
         *CURATE, "archive", "push", str(arch), "--to", f"ria+file://{work / 'store'}"], outcome="push"),
-    # the segmentation CLIs: fill in the final options when they land (skipped until then)
     "train": Spec("full", lambda inp, arch, work: [
-        *CURATE, "train", str(arch), "vol", "--labels", "mito", "--pipeline", "unet2d-tiny", "--iterations", "20"],
-        probe="train"),
-    "segment": Spec("full", lambda inp, arch, work: [
-        *CURATE, "segment", str(arch), "vol", "--model", "unet2d-tiny", "--layer", "pred"], probe="segment"),
+        *CURATE, "train", str(arch), "--acquisition", "vol", "--labels", "mito@v1", "--pipeline",
+        str(inp["pipeline"]), "--name", "mito", "--threads", "1", "--json"], probe="train"),
+    "segment": Spec("trained", lambda inp, arch, work: [
+        *CURATE, "segment", str(arch), "vol", "--model", "mito@v1", "--layer", "pred", "--threads", "1",
+        "--json"], probe="segment"),
 }
 
 

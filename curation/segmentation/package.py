@@ -196,7 +196,8 @@ def rdf_dict(card: ModelCard, call: str, test_shape: tuple[int, ...], *, license
     return {
         "format_version": ModelDescr.implemented_format_version,
         "type": "model",
-        "name": card.name,
+        # bioimage.io asks for 5 to 128 characters; an archive name may be shorter ("mito")
+        "name": (card.name if len(card.name) >= 5 else f"{card.name} model")[:128],
         "description": card.description[:1024],
         "authors": authors,
         "cite": [UNET_CITATION],
