@@ -263,7 +263,13 @@ class Engine:
 
     def __exit__(self, *exc: Any) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=not exc or exc[0] is None)
+            # wait for running tasks (queued ones are cancelled), so that a caller removing
+            # the staging after an error does not race a task still writing into it; only
+            # after a stall, where a task may never return, leave its thread behind
+            from .errors import StallError
+
+            stalled = bool(exc) and exc[0] is not None and issubclass(exc[0], StallError)
+            self._pool.shutdown(wait=not stalled)
             self._pool = None
         failed = bool(exc) and exc[0] is not None
         for thing in self._own:
