@@ -107,9 +107,24 @@ def _check_claims(path: Path) -> None:
     """Refuse images whose claimed dimensions need more bytes than the file holds."""
     from rsciio.digitalmicrograph._api import DigitalMicrographReader
 
-    size = path.stat().st_size
+    size = file_size = path.stat().st_size
+
+    class Bounded(DigitalMicrographReader):
+        """Refuses a tag array that claims more elements than bytes remain in the file:
+        RosettaSciIO builds such arrays element by element (an array of 10^9 empty structs
+        loops for minutes before any size check; found by atheris)."""
+
+        def read_array(self, size, enc_eltype, extra=None, skip=False):  # noqa: A002 - rsciio calls it by name
+            if not skip and (size < 0 or size > file_size - self.f.tell()):
+                raise CorruptSourceError(
+                    "a tag claims an array longer than the file", path=path, field=f"tag array at byte {self.f.tell()}",
+                    expected=f"at most {max(file_size - self.f.tell(), 0)} elements", found=f"{size} elements",
+                    hint="the header is damaged or forged; nothing was read",
+                )
+            return super().read_array(size, enc_eltype, extra=extra, skip=skip)
+
     with open(path, "rb") as f:
-        reader = DigitalMicrographReader(f)
+        reader = Bounded(f)
         reader.parse_file()
         images = reader.get_image_dictionaries() or []
     for k, imdict in enumerate(images):

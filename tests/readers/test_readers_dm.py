@@ -204,3 +204,29 @@ def test_dm_file_without_suffix_is_found_by_its_header(dm, tmp_path):
 def test_missing_dm_file_is_a_source_error(tmp_path):
     with pytest.raises(SourceError, match="file not found"):
         open_source([tmp_path / "absent.dm4"])
+
+
+def _forged_dm4(path: Path, n_elements: int) -> Path:
+    """A DM4 whose one data tag is an array of ``n_elements`` structs of no fields: each
+    element reads no byte, so a reader that builds the array element by element loops
+    (found by atheris on a real file's tags)."""
+    import struct
+
+    tag = struct.pack(">bH", 21, 3) + b"Bad" + struct.pack(">Q", 0) + b"%%%%"
+    tag += struct.pack(">QQQ", 5, 20, 15)  # infoarray: array of ... structs
+    tag += struct.pack(">QQ", 0, 0)  # struct definition: name length 0, no fields
+    tag += struct.pack(">Q", n_elements) + b"\0" * 64
+    body = struct.pack(">bbQ", 1, 0, 1) + tag
+    path.write_bytes(struct.pack(">iQi", 4, len(body), 1) + body)
+    return path
+
+
+def test_tag_array_longer_than_the_file_is_refused_fast(tmp_path):
+    import time
+
+    path = _forged_dm4(tmp_path / "forged.dm4", 10**12)
+    start = time.monotonic()
+    with pytest.raises(CorruptSourceError, match="claims an array longer than the file") as info:
+        open_source(path)
+    assert time.monotonic() - start < 10
+    assert "\n" not in str(info.value) and "10000" in str(info.value)
